@@ -1,0 +1,88 @@
+"""Every `.obs` / `.obsm` / `.uns` name that mfm reads or writes, derived from ``key_added``.
+
+No key string appears anywhere else in the package: verbs build a :class:`Keys` (or
+:class:`NicheKeys`) from their ``key_added`` and use its attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Column names of the populations table (``uns[key]['populations']``).
+POPULATION = "population"
+CONDITION = "condition"
+N_CELLS = "n_cells"
+SOURCE = "source"
+SPLIT = "split"
+#: Split labels.
+TRAIN, VAL, TEST = "train", "val", "test"
+SPLITS = (TRAIN, VAL, TEST)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """AnnData keys of the population workflow (``pp.populations`` ... ``tl.evaluate``).
+
+    Parameters
+    ----------
+    key_added
+        Prefix chosen by the user (default ``"mfm"``).
+    """
+
+    key_added: str = "mfm"
+
+    @property
+    def uns(self) -> str:
+        """``uns[key]``: dict holding everything below."""
+        return self.key_added
+
+    @property
+    def obs_population(self) -> str:
+        """``obs['{key}_population']``: categorical population id of each cell."""
+        return f"{self.key_added}_population"
+
+    @property
+    def obsm_prediction(self) -> str:
+        """``obsm['X_{key}']``: predicted state of each control cell."""
+        return f"X_{self.key_added}"
+
+    # entries of uns[key]
+    populations: str = "populations"
+    params: str = "params"
+    history: str = "history"
+    population_embedding: str = "population_embedding"
+    metrics: str = "metrics"
+    split_params: str = "split_params"
+
+
+@dataclass(frozen=True)
+class NicheKeys:
+    """AnnData keys of the niche workflow (``pp.niches`` ... ``tl.evaluate_niches``).
+
+    Parameters
+    ----------
+    key_added
+        Prefix chosen by the user (default ``"niche"``).
+    """
+
+    key_added: str = "niche"
+
+    @property
+    def uns(self) -> str:
+        """``uns[key]``: params, history, metrics."""
+        return self.key_added
+
+    @property
+    def obsm_indices(self) -> str:
+        """``obsm['{key}_indices']``: the k spatial neighbours of each cell (ints into obs)."""
+        return f"{self.key_added}_indices"
+
+    params: str = "params"
+    history: str = "history"
+    metrics: str = "metrics"
+
+
+#: ``pred.uns`` entry describing how a prediction was made (method name, key, params).
+PREDICTION_UNS = "mfm_prediction"
+#: Column of ``pred.obs`` naming the control cell a predicted cell was transported from.
+SOURCE_CELL = "source_cell"
