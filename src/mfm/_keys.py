@@ -42,6 +42,11 @@ class Keys:
         return f"{self.key_added}_population"
 
     @property
+    def obs_source(self) -> str:
+        """``pred.obs['{key}_source']``: id of the control population a prediction started from."""
+        return f"{self.key_added}_source"
+
+    @property
     def obsm_prediction(self) -> str:
         """``obsm['X_{key}']``: predicted state of each control cell."""
         return f"X_{self.key_added}"

@@ -23,9 +23,15 @@ def as_numpy_rng(random_state: RandomState) -> np.random.Generator:
     return np.random.default_rng(random_state)
 
 
-def as_torch_generator(random_state: RandomState, device: torch.device | str = "cpu") -> torch.Generator:
+def as_torch_generator(
+    random_state: RandomState, device: torch.device | str = "cpu"
+) -> torch.Generator:
     """Turn ``random_state`` into a seeded `torch.Generator` on ``device``."""
-    seed = as_numpy_rng(random_state).integers(2**62) if not isinstance(random_state, int) else random_state
+    seed = (
+        as_numpy_rng(random_state).integers(2**62)
+        if not isinstance(random_state, int)
+        else random_state
+    )
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     return generator

@@ -1,1 +1,11 @@
-__all__: list[str] = []
+"""Measure collections (numpy/torch, no AnnData): population pairs and point clouds."""
+
+from ._clouds import CloudBatch, PointClouds
+from ._populations import PopulationBatch, PopulationPairs
+
+__all__ = [
+    "PopulationBatch",
+    "PopulationPairs",
+    "CloudBatch",
+    "PointClouds",
+]

@@ -1,1 +1,31 @@
-__all__: list[str] = []
+"""Objectives and samplers: paths, couplings, ODE integration."""
+
+from . import bures_wasserstein
+from .couplings import independent_coupling, ot_coupling
+from .losses import LossOutput, MetaFlowObjective
+from .paths import PathSample, linear_path
+from .point_clouds import (
+    entropic_ot_targets,
+    generate_clouds,
+    masked_mse,
+    sample_noise_clouds,
+    wfm_path,
+)
+from .solve import integrate, integrate_path
+
+__all__ = [
+    "LossOutput",
+    "MetaFlowObjective",
+    "PathSample",
+    "independent_coupling",
+    "integrate",
+    "integrate_path",
+    "linear_path",
+    "ot_coupling",
+    "bures_wasserstein",
+    "entropic_ot_targets",
+    "generate_clouds",
+    "masked_mse",
+    "sample_noise_clouds",
+    "wfm_path",
+]

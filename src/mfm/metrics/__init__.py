@@ -1,1 +1,32 @@
-__all__: list[str] = []
+"""Distances between cell populations and niche metrics (numpy arrays in, floats out).
+
+Distribution metrics compare predicted cells ``x`` ``(n, d)`` with observed cells ``y``
+``(m, d)``: exact Wasserstein distances (POT), RBF MMD with the Meta Flow Matching bandwidths,
+r2 of feature means and the correlation of feature-feature correlations. Niche metrics compare
+collections of small point clouds: pairwise exact W2, 1-NN two-sample accuracy and kNN label
+accuracy on per-cloud summaries.
+"""
+
+from ._clouds import cloud_summaries, cloud_w2_matrix
+from ._distribution import DISTRIBUTION_METRICS, distribution_metrics
+from ._mmd import MFM_BANDWIDTHS, MFM_GAMMAS, mmd
+from ._moments import corr_of_correlations, r2_means
+from ._niches import label_accuracy, one_nn_accuracy
+from ._wasserstein import w1, w2, wasserstein
+
+__all__ = [
+    "DISTRIBUTION_METRICS",
+    "MFM_BANDWIDTHS",
+    "MFM_GAMMAS",
+    "cloud_summaries",
+    "cloud_w2_matrix",
+    "corr_of_correlations",
+    "distribution_metrics",
+    "label_accuracy",
+    "mmd",
+    "one_nn_accuracy",
+    "r2_means",
+    "w1",
+    "w2",
+    "wasserstein",
+]

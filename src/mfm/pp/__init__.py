@@ -1,1 +1,6 @@
-__all__: list[str] = []
+"""Preprocessing: AnnData -> populations, splits, niches."""
+
+from ._populations import populations
+from ._split import split
+
+__all__ = ["populations", "split"]

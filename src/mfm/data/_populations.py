@@ -1,0 +1,121 @@
+"""`PopulationPairs`: cells of many populations, paired control -> treated, and their sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class PopulationBatch:
+    """One training batch of ``B`` (control, treated) population pairs, ``n`` cells each.
+
+    Attributes
+    ----------
+    source
+        ``(B, n, d)`` cells drawn from each pair's control population.
+    target
+        ``(B, n, d)`` cells drawn from each pair's treated population.
+    source_index
+        ``(B,)`` index of the control population (into ``PopulationPairs.names``).
+    treatment
+        ``(B,)`` treatment code (into ``PopulationPairs.treatments``).
+    """
+
+    source: Tensor
+    target: Tensor
+    source_index: Tensor
+    treatment: Tensor
+
+
+@dataclass
+class PopulationPairs:
+    """Cells of many populations and the control -> treated pairing between them.
+
+    Parameters
+    ----------
+    x
+        ``(n_cells, d)`` features of every cell (float32).
+    cells
+        For each population, the row indices of its cells in ``x``.
+    names
+        Population ids, aligned with ``cells``.
+    source
+        For each population, the index of its control population.
+    treatment
+        For each population, its treatment code into ``treatments``; ``-1`` for controls.
+    treatments
+        Names of the treatments (the non-control conditions).
+    """
+
+    x: np.ndarray
+    cells: list[np.ndarray]
+    names: list[str]
+    source: np.ndarray
+    treatment: np.ndarray
+    treatments: list[str]
+
+    def __post_init__(self) -> None:
+        n = len(self.cells)
+        if not (len(self.names) == len(self.source) == len(self.treatment) == n):
+            msg = "`cells`, `names`, `source` and `treatment` must have one entry per population."
+            raise ValueError(msg)
+
+    @property
+    def n_features(self) -> int:
+        """Number of features ``d``."""
+        return int(self.x.shape[1])
+
+    def pairs(self, populations: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the treated populations (those with a treatment), optionally restricted."""
+        treated = np.flatnonzero(self.treatment >= 0)
+        return treated if populations is None else np.intersect1d(treated, populations)
+
+    def population_cells(self, index: int) -> np.ndarray:
+        """``(n_i, d)`` features of population ``index``."""
+        return self.x[self.cells[index]]
+
+    def sample(
+        self,
+        pairs: np.ndarray,
+        n_cells: int,
+        rng: np.random.Generator,
+        device: torch.device | str = "cpu",
+    ) -> PopulationBatch:
+        """Draw ``n_cells`` cells of each pair's control and treated population.
+
+        Cells are drawn without replacement when the population is large enough, with
+        replacement otherwise, so every pair contributes the same number of cells.
+
+        Parameters
+        ----------
+        pairs
+            ``(B,)`` indices of treated populations (see :meth:`pairs`).
+        n_cells
+            Cells drawn per population.
+        rng
+            Random generator.
+        device
+            Device of the returned tensors.
+
+        Returns
+        -------
+        The batch of ``B`` pairs.
+        """
+        sources = self.source[pairs]
+        source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
+        target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
+        as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        return PopulationBatch(
+            source=as_tensor(self.x[source_rows], torch.float32),
+            target=as_tensor(self.x[target_rows], torch.float32),
+            source_index=as_tensor(sources, torch.long),
+            treatment=as_tensor(self.treatment[pairs], torch.long),
+        )
+
+    @staticmethod
+    def _draw(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.choice(rows, size=n, replace=len(rows) < n)

@@ -1,0 +1,74 @@
+"""`MetaFlowNet`: the conditioner and the velocity network of MFM / CGFM / FM, as one module."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .mlp import VelocityMLP
+
+
+class MetaFlowNet(nn.Module):
+    r"""Velocity field :math:`v(x_t, t \mid h, c)` with its population conditioner.
+
+    The condition of a population pair is the concatenation of the population embedding
+    :math:`h` (from ``conditioner``) and the one-hot treatment :math:`c`.
+
+    Parameters
+    ----------
+    conditioner
+        A module mapping ``(cells (B, n, d), population codes (B,))`` to ``(B, e)``, with
+        attribute ``out_features``: see :mod:`mfm.models.conditioners`.
+    features
+        Number of cell features ``d``.
+    n_treatments
+        Number of treatments (one-hot width).
+    hidden
+        Width of the velocity MLP.
+    n_layers
+        Depth of the velocity MLP.
+    time_features
+        Size of the sinusoidal time embedding.
+    residual
+        Residual connections between hidden layers.
+    activation
+        Activation of the velocity MLP.
+    """
+
+    def __init__(
+        self,
+        conditioner: nn.Module,
+        features: int,
+        n_treatments: int,
+        *,
+        hidden: int = 256,
+        n_layers: int = 4,
+        time_features: int = 32,
+        residual: bool = True,
+        activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        self.conditioner = conditioner
+        self.n_treatments = n_treatments
+        self.velocity = VelocityMLP(
+            features,
+            conditioner.out_features + n_treatments,
+            hidden=hidden,
+            n_layers=n_layers,
+            time_features=time_features,
+            residual=residual,
+            activation=activation,
+        )
+
+    def embed(self, cells: Tensor, population: Tensor) -> Tensor:
+        """``(B, e)`` population embeddings h of ``(B, n, d)`` control cells."""
+        return self.conditioner(cells, population)
+
+    def condition(self, embedding: Tensor, treatment: Tensor) -> Tensor:
+        """``(B, e + n_treatments)`` condition: embedding h and one-hot treatment c."""
+        onehot = nn.functional.one_hot(treatment, self.n_treatments).to(embedding.dtype)
+        return torch.cat([embedding, onehot], dim=-1)
+
+    def forward(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """Velocity ``(N, d)`` at cells ``x (N, d)``, times ``t (N,)``, conditions ``(N, c)``."""
+        return self.velocity(x, t, condition)

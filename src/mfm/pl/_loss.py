@@ -1,0 +1,88 @@
+"""Training curve: train and validation loss against the optimisation step."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .._keys import Keys
+from ._utils import (
+    FIT_VERB,
+    STEP,
+    TRAIN_LOSS,
+    VAL_LOSS,
+    new_axes,
+    outside_legend,
+    palette,
+    read_table,
+    show_or_return,
+)
+
+
+def loss(
+    adata: AnnData,
+    *,
+    key: str = "mfm",
+    log: bool = True,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    """Plot the training and validation loss recorded by `mfm.tl.fit`.
+
+    Reads ``adata.uns[key]['history']`` (columns ``step``, ``train_loss``, ``val_loss``); the
+    training loss is drawn as a line at every recorded step, the validation loss as a line with
+    markers at the steps where it was evaluated (``val_loss`` not NaN).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix on which `mfm.tl.fit` was run (only read).
+    key
+        The ``key_added`` given to `mfm.tl.fit`.
+    log
+        Use a logarithmic loss axis. Falls back to a linear one, with a warning, when a plotted
+        loss is not positive.
+    ax
+        Axes to draw into; a new figure when ``None``.
+    show
+        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
+    return_fig
+        Return the figure instead of the axes.
+
+    Returns
+    -------
+    The `~matplotlib.axes.Axes` when not shown, the `~matplotlib.figure.Figure` when
+    ``return_fig``, else ``None``.
+    """
+    keys = Keys(key)
+    history = read_table(adata, keys.uns, keys.history, FIT_VERB, (STEP, TRAIN_LOSS))
+    fig, ax = new_axes(ax)
+    train_color, val_color = palette(2)
+    ax.plot(history[STEP], history[TRAIN_LOSS], color=train_color, label="train")
+    plotted = [history[TRAIN_LOSS].to_numpy(dtype=float)]
+    if VAL_LOSS in history.columns:
+        val = history[[STEP, VAL_LOSS]].dropna()
+        if len(val):
+            ax.plot(val[STEP], val[VAL_LOSS], "o-", color=val_color, label="validation", ms=4)
+            plotted.append(val[VAL_LOSS].to_numpy(dtype=float))
+    if log:
+        _set_log_scale(ax, np.concatenate(plotted))
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    outside_legend(ax)
+    return show_or_return(fig, ax, show=show, return_fig=return_fig)
+
+
+def _set_log_scale(ax: Axes, values: np.ndarray) -> None:
+    """Use a log loss axis unless some finite loss is <= 0 (flow matching losses are MSEs > 0)."""
+    finite = values[np.isfinite(values)]
+    if (finite <= 0).any():
+        msg = "Some losses are <= 0; drawing a linear loss axis instead of `log=True`."
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        return
+    ax.set_yscale("log")

@@ -1,0 +1,180 @@
+"""Box plot of one evaluation metric per method (and split), with one point per population."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .._checks import check_choice
+from .._keys import SPLIT, SPLITS, Keys
+from ._utils import (
+    EVALUATE_VERB,
+    METHOD,
+    new_axes,
+    outside_legend,
+    palette,
+    read_table,
+    show_or_return,
+)
+
+#: Axis labels of the metrics written by `mfm.tl.evaluate`; other columns keep their name.
+_LABELS = {"w1": "W1", "w2": "W2", "mmd": "MMD", "r2": "$R^2$ of means", "corr": "correlation"}
+#: Total width of the boxes drawn at one group position.
+_GROUP_WIDTH = 0.8
+#: Golden-ratio conjugate: consecutive multiples mod 1 spread points evenly without an RNG.
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def metrics(
+    adata: AnnData,
+    *,
+    metric: str = "w1",
+    key: str = "mfm",
+    by: str = METHOD,
+    split: str | Sequence[str] | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    """Box plot of one metric of `mfm.tl.evaluate`, one box per value of ``by`` and per split.
+
+    Reads ``adata.uns[key]['metrics']`` (one row per method and predicted population). Each box
+    summarises the populations of one group (and split); each population is a point on top of it,
+    spread horizontally by a deterministic jitter. When the kept rows span several splits, the
+    boxes of a group are drawn side by side, coloured by split, with a legend.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix on which `mfm.tl.evaluate` was run (only read).
+    metric
+        Numeric column of the metrics table, e.g. ``"w1"``, ``"w2"``, ``"mmd"``, ``"r2"``,
+        ``"corr"``. Rows where it is NaN (not computed) are left out.
+    key
+        The ``key_added`` given to `mfm.tl.evaluate`.
+    by
+        Column of the metrics table giving the groups on the x axis (``"method"``, ``"condition"``,
+        a sample column, ...). Categorical columns keep their category order, others the order of
+        first appearance.
+    split
+        Keep only these splits (``"train"``, ``"val"``, ``"test"``); ``None`` keeps all rows.
+    ax
+        Axes to draw into; a new figure when ``None``.
+    show
+        Show the figure; ``None`` follows ``scanpy.settings.autoshow``.
+    return_fig
+        Return the figure instead of the axes.
+
+    Returns
+    -------
+    The `~matplotlib.axes.Axes` when not shown, the `~matplotlib.figure.Figure` when
+    ``return_fig``, else ``None``.
+    """
+    keys = Keys(key)
+    table = read_table(adata, keys.uns, keys.metrics, EVALUATE_VERB, (by,))
+    computed = _metric_values(table, metric, keys.uns).notna().to_numpy()
+    table = _select_splits(table.loc[computed], split)
+    groups = _ordered_levels(table[by])
+    splits = _split_levels(table)
+    fig, ax = new_axes(ax)
+    colors = palette(len(splits))
+    width = _GROUP_WIDTH / len(splits)
+    # positional masks: the metrics table may repeat index labels (one row per method)
+    values, group_of = table[metric].to_numpy(dtype=float), table[by].to_numpy()
+    for j, (split_name, color) in enumerate(zip(splits, colors, strict=True)):
+        in_split = (
+            np.ones(len(table), bool) if split_name is None else _is(table[SPLIT], split_name)
+        )
+        offset = -_GROUP_WIDTH / 2 + (j + 0.5) * width
+        for i, group in enumerate(groups):
+            y = values[in_split & (group_of == group)]
+            if len(y):
+                _box_with_points(ax, y, position=i + offset, width=width, color=color)
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups])
+    ax.set_xlim(-0.5, len(groups) - 0.5)
+    ax.set_xlabel(by)
+    ax.set_ylabel(_LABELS.get(metric, metric))
+    if len(splits) > 1:
+        outside_legend(
+            ax, handles=[Patch(color=c, label=s) for s, c in zip(splits, colors, strict=True)]
+        )
+    return show_or_return(fig, ax, show=show, return_fig=return_fig)
+
+
+def _metric_values(table: pd.DataFrame, metric: str, key: str) -> pd.Series:
+    """Return the numeric column ``metric`` of the metrics table, or raise naming the choices."""
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    if metric not in numeric:
+        msg = (
+            f"`metric={metric!r}` is not a numeric column of `adata.uns[{key!r}]['metrics']`; "
+            f"choose one of {numeric} or compute it with `{EVALUATE_VERB}(..., metrics=...)`."
+        )
+        raise KeyError(msg)
+    if table[metric].isna().all():
+        msg = f"`metric={metric!r}` is NaN for every row of `adata.uns[{key!r}]['metrics']`."
+        raise ValueError(msg)
+    return table[metric]
+
+
+def _select_splits(table: pd.DataFrame, split: str | Sequence[str] | None) -> pd.DataFrame:
+    """Keep the rows of the requested splits (all rows for ``None``)."""
+    if split is None:
+        return table
+    wanted = [split] if isinstance(split, str) else list(split)
+    for name in wanted:
+        check_choice("split", name, SPLITS)
+    if SPLIT not in table.columns:
+        msg = (
+            f"`split={split!r}` needs a {SPLIT!r} column in the metrics table; see `mfm.pp.split`."
+        )
+        raise KeyError(msg)
+    kept = table.loc[table[SPLIT].isin(wanted).to_numpy()]
+    if kept.empty:
+        msg = f"No evaluated population in `split={split!r}`; present: {sorted(set(table[SPLIT]))}."
+        raise ValueError(msg)
+    return kept
+
+
+def _is(column: pd.Series, value: object) -> np.ndarray:
+    """Return the boolean mask ``column == value`` as a numpy array."""
+    return (column == value).to_numpy()
+
+
+def _split_levels(table: pd.DataFrame) -> list[str | None]:
+    """Return the splits present, train/val/test first; ``[None]`` when the table has no split."""
+    if SPLIT not in table.columns:
+        return [None]
+    present = _ordered_levels(table[SPLIT])
+    return sorted(present, key=lambda s: SPLITS.index(s) if s in SPLITS else len(SPLITS))
+
+
+def _ordered_levels(column: pd.Series) -> list:
+    """Return the levels of ``column`` present in it: category order, else first appearance."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        present = set(column.dropna())
+        return [level for level in column.cat.categories if level in present]
+    return list(pd.unique(column.dropna()))
+
+
+def _box_with_points(ax: Axes, y: np.ndarray, *, position: float, width: float, color: str) -> None:
+    """Draw one box of ``y`` at ``position`` and its points over the inner half of the box."""
+    ax.boxplot(
+        y,
+        positions=[position],
+        manage_ticks=False,
+        widths=[width * 0.9],
+        patch_artist=True,
+        showfliers=False,  # every point is drawn on top
+        boxprops={"facecolor": color, "alpha": 0.4, "edgecolor": "black"},
+        medianprops={"color": "black"},
+    )
+    jitter = (np.mod(np.arange(len(y)) * _GOLDEN, 1.0) - 0.5) * width * 0.5
+    ax.scatter(
+        position + jitter, y, s=12, color=color, edgecolors="black", linewidths=0.3, zorder=3
+    )

@@ -1,0 +1,116 @@
+"""`mfm.tl.evaluate`: distances between predicted and observed treated populations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .. import _keys as K
+from ..metrics import distribution_metrics
+from ._pairs import population_pairs
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    adata: AnnData,
+    pred: AnnData,
+    *,
+    metrics: Sequence[str] = ("w1", "w2", "mmd", "r2"),
+    max_cells: int | None = 2000,
+    random_state: int = 0,
+    key_added: str = "mfm",
+) -> pd.DataFrame:
+    """Compare every predicted population with the observed one.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with the observed populations (after
+        :func:`mfm.pp.populations`).
+    pred
+        Predicted cells from :func:`mfm.tl.predict` or :func:`mfm.tl.baseline`.
+    metrics
+        Any of ``"w1"``, ``"w2"`` (exact OT, POT ``emd2``), ``"mmd"`` (RBF kernels at
+        several bandwidths, see :func:`mfm.metrics.mmd`), ``"r2"`` (of the feature means)
+        and ``"corr"`` (correlation of feature-feature correlations).
+    max_cells
+        Cells per population used by W1/W2/MMD (random subsample above it; None: all).
+    random_state
+        Seed of the subsamples.
+    key_added
+        Key of the populations written by :func:`mfm.pp.populations`.
+
+    Returns
+    -------
+    DataFrame with one row per predicted population: ``method``, ``population``,
+    ``condition``, ``split``, the sample columns, ``n_observed``, ``n_predicted`` and
+    one column per metric. The rows are also stored in
+    ``adata.uns[key_added]['metrics']``, replacing earlier rows of the same method and
+    population, so several methods accumulate there.
+    """
+    keys = K.Keys(key_added)
+    pairs, table, features = population_pairs(adata, keys)
+    _check_prediction(pred, features, keys)
+    method = str(pred.uns.get(K.PREDICTION_UNS, {}).get("method", "prediction"))
+    sample_keys = list(adata.uns[keys.uns][keys.params]["sample_key"])
+    index = {name: i for i, name in enumerate(pairs.names)}
+    labels = pred.obs[keys.obs_population].astype(str).to_numpy()
+
+    rows = []
+    for population in pd.unique(labels):
+        if population not in index:
+            msg = f"Predicted population {population!r} is not in the populations table of `adata`."
+            raise KeyError(msg)
+        observed = pairs.population_cells(index[population])
+        predicted = np.asarray(pred.X[labels == population], dtype=np.float32)
+        info = table.loc[population]
+        scores = distribution_metrics(
+            predicted, observed, metrics, max_cells=max_cells, random_state=random_state
+        )
+        rows.append(
+            {
+                "method": method,
+                K.POPULATION: population,
+                K.CONDITION: info[K.CONDITION],
+                K.SPLIT: str(info[K.SPLIT]),
+                **{c: info[c] for c in sample_keys},
+                "n_observed": len(observed),
+                "n_predicted": len(predicted),
+                **scores,
+            }
+        )
+    result = pd.DataFrame(rows)
+    _store(adata, keys, result)
+    logger.info(
+        "evaluated %d populations of %r; added uns[%r][%r]",
+        len(result),
+        method,
+        keys.uns,
+        keys.metrics,
+    )
+    return result
+
+
+def _check_prediction(pred: AnnData, features: list[str], keys: K.Keys) -> None:
+    if keys.obs_population not in pred.obs:
+        msg = f"`pred.obs[{keys.obs_population!r}]` not found; pass the result of `mfm.tl.predict`."
+        raise KeyError(msg)
+    if list(pred.var_names) != list(features):
+        msg = "`pred.var_names` differ from the features of `adata`; was `pred` made from it?"
+        raise ValueError(msg)
+
+
+def _store(adata: AnnData, keys: K.Keys, result: pd.DataFrame) -> None:
+    """Replace rows of the same (method, population) in ``uns[key]['metrics']``."""
+    previous = adata.uns[keys.uns].get(keys.metrics)
+    if previous is not None:
+        same = previous.set_index(["method", K.POPULATION]).index.isin(
+            result.set_index(["method", K.POPULATION]).index
+        )
+        result = pd.concat([previous[~same], result], ignore_index=True)
+    adata.uns[keys.uns][keys.metrics] = result.reset_index(drop=True)

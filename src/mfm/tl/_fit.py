@@ -1,0 +1,249 @@
+"""`mfm.tl.fit`: train Meta Flow Matching (or FM / CGFM) on the populations of an AnnData."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from .. import _keys as K
+from .._checks import check_choice, check_positive_int
+from .._utils import Device, as_torch_generator
+from ..data import PopulationPairs
+from ..flows import MetaFlowObjective
+from ._model import COUPLINGS, METHODS, SOURCES, MetaFlowConfig, MetaFlowModel
+from ._pairs import population_pairs
+from ._trainer import TrainSettings, rank_and_world, train
+
+logger = logging.getLogger(__name__)
+
+
+def fit(
+    adata: AnnData,
+    *,
+    method: str = "mfm",
+    source: str = "control",
+    coupling: str = "independent",
+    knn: int = 10,
+    embedding_dim: int = 32,
+    gcn_hidden: int = 64,
+    gcn_layers: int = 3,
+    hidden: int = 256,
+    n_layers: int = 4,
+    batch_populations: int = 8,
+    cells_per_population: int = 256,
+    max_steps: int = 2000,
+    lr: float = 1e-3,
+    val_every: int = 100,
+    device: Device = "auto",
+    random_state: int = 0,
+    progress: bool = True,
+    key_added: str = "mfm",
+) -> MetaFlowModel:
+    """Train a population-conditioned flow from control to treated populations.
+
+    Each step draws ``batch_populations`` training pairs (control population, treated
+    population of the same sample) and ``cells_per_population`` cells of each, embeds the
+    control cells, and regresses the velocity of the straight path between coupled
+    control and treated cells (see :class:`mfm.flows.MetaFlowObjective`).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mfm.pp.populations` (and :func:`mfm.pp.split`;
+        pairs in the ``"train"`` split are trained on, ``"val"`` pairs give the
+        validation loss).
+    method
+        ``"mfm"``: Meta Flow Matching, conditioned on a kNN-GCN embedding of the control
+        population, trained jointly; ``"cgfm"``: conditioned on a one-hot code of the
+        training population; ``"fm"``: conditioned on the treatment only.
+    source
+        ``"control"``: transport control cells; ``"noise"``: start from N(0, I) (the
+        paper's "w/N" variants; MFM still embeds the control population).
+    coupling
+        ``"independent"`` or ``"ot"`` (exact minibatch OT within each population).
+    knn
+        Neighbours per cell in the GCN's kNN graph (MFM); 0 means no edges.
+    embedding_dim
+        Dimension of the population embedding h (MFM).
+    gcn_hidden
+        Width of the GCN layers (MFM).
+    gcn_layers
+        Number of GCN layers (MFM).
+    hidden
+        Width of the velocity MLP.
+    n_layers
+        Number of hidden layers of the velocity MLP.
+    batch_populations
+        Population pairs per step.
+    cells_per_population
+        Cells drawn per population per step (with replacement for smaller populations).
+    max_steps
+        Training steps.
+    lr
+        Peak learning rate (AdamW, warm-up then cosine decay).
+    val_every
+        Steps between history rows and validation losses.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    random_state
+        Seed of the initialisation and of every draw; same seed, same model on CPU.
+    progress
+        Show a progress bar with the loss.
+    key_added
+        Key of the populations written by :func:`mfm.pp.populations`.
+
+    Returns
+    -------
+    The trained :class:`~mfm.tl.MetaFlowModel`. Also sets
+
+    - ``adata.uns[key_added]['history']``: DataFrame of step, train/val loss, lr;
+    - ``adata.uns[key_added]['params']['fit']``: the fit parameters;
+    - ``adata.uns[key_added]['population_embedding']``: DataFrame (control population x
+      embedding dimension) of h (MFM and CGFM).
+
+    Examples
+    --------
+    >>> model = mfm.tl.fit(adata, method="mfm", knn=10, max_steps=2000)
+    """
+    _check_options(
+        method, source, coupling, knn, batch_populations, cells_per_population, max_steps
+    )
+    keys = K.Keys(key_added)
+    pairs, table, features = population_pairs(adata, keys)
+    split = table[K.SPLIT].astype(str).to_numpy()
+    train_pairs = pairs.pairs(np.flatnonzero(split == K.TRAIN))
+    val_pairs = pairs.pairs(np.flatnonzero(split == K.VAL))
+    if len(train_pairs) == 0:
+        msg = "No treated population in the 'train' split; check `mfm.pp.split`."
+        raise ValueError(msg)
+
+    params = adata.uns[keys.uns][keys.params]
+    config = MetaFlowConfig(
+        method=method,
+        source=source,
+        coupling=coupling,
+        treatments=pairs.treatments,
+        train_sources=sorted({pairs.names[i] for i in pairs.source[train_pairs]}),
+        knn=knn,
+        gcn_hidden=gcn_hidden,
+        gcn_layers=gcn_layers,
+        embedding_dim=embedding_dim,
+        hidden=hidden,
+        n_layers=n_layers,
+        cells_per_population=cells_per_population,
+        use_rep=params["use_rep"],
+        sample_key=list(params["sample_key"]),
+        condition_key=params["condition_key"],
+        control=params["control"],
+    )
+    model = MetaFlowModel(config, features, device=device, seed=random_state)
+    logger.info("training %s on %d population pairs", model.label, len(train_pairs))
+    objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
+    sampler = _Sampler(pairs, model, batch_populations, random_state)
+    settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
+    validate = sampler.validation(val_pairs) if len(val_pairs) else None
+    history = train(
+        objective, lambda: sampler.batch(train_pairs), settings, validate=validate, desc=model.label
+    )
+
+    embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
+    adata.uns[keys.uns][keys.history] = history
+    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
+        config, settings, batch_populations, random_state
+    )
+    if embedding is not None:
+        adata.uns[keys.uns][keys.population_embedding] = embedding
+    logger.info("finished; added uns[%r]['history', 'population_embedding']", keys.uns)
+    return model
+
+
+class _Sampler:
+    """Draws training batches (and a fixed validation set) of population pairs."""
+
+    def __init__(
+        self, pairs: PopulationPairs, model: MetaFlowModel, batch_populations: int, seed: int
+    ) -> None:
+        rank, _ = rank_and_world()
+        self.pairs, self.model, self.batch_size = pairs, model, batch_populations
+        self.rng = np.random.default_rng([seed, rank])  # ranks draw different populations
+        self.generator = as_torch_generator(seed + 7919 * rank, model.device)
+        self.codes = np.array([model.population_code(name) for name in pairs.names])
+
+    def batch(self, candidates: np.ndarray, rng: np.random.Generator | None = None) -> tuple:
+        rng = self.rng if rng is None else rng
+        chosen = rng.choice(candidates, self.batch_size, replace=len(candidates) < self.batch_size)
+        return self._arguments(chosen, rng, self.generator)
+
+    def _arguments(
+        self, chosen: np.ndarray, rng: np.random.Generator, generator: torch.Generator
+    ) -> tuple:
+        n = self.model.config.cells_per_population
+        b = self.pairs.sample(chosen, n, rng, device=self.model.device)
+        codes = torch.as_tensor(self.codes[b.source_index.cpu().numpy()], device=self.model.device)
+        return b.source, b.target, codes, b.treatment, generator
+
+    def validation(self, val_pairs: np.ndarray):
+        """A loss on a fixed draw of every validation pair (same cells and times each call)."""
+        draws = [
+            self._arguments(chunk, np.random.default_rng(i), None)[:4]
+            for i, chunk in enumerate(
+                np.array_split(val_pairs, -(-len(val_pairs) // self.batch_size))
+            )
+        ]
+
+        def loss(objective: torch.nn.Module) -> float:
+            generator = as_torch_generator(0, self.model.device)
+            return float(np.mean([objective(*args, generator).loss.item() for args in draws]))
+
+        return loss
+
+
+def population_embedding(
+    model: MetaFlowModel,
+    pairs: PopulationPairs,
+    sources: np.ndarray,
+    random_state: int,
+) -> pd.DataFrame | None:
+    """DataFrame (control population x embedding dim) of h, or None for FM."""
+    if model.config.method == "fm":
+        return None
+    rows = [model.embed(pairs.population_cells(i), pairs.names[i], random_state) for i in sources]
+    names = [pairs.names[i] for i in sources]
+    columns = [f"h{j}" for j in range(len(rows[0]))]
+    return pd.DataFrame(np.stack(rows), index=pd.Index(names, name=K.POPULATION), columns=columns)
+
+
+def _check_options(
+    method: str,
+    source: str,
+    coupling: str,
+    knn: int,
+    batch_populations: int,
+    cells_per_population: int,
+    max_steps: int,
+) -> None:
+    check_choice("method", method, METHODS)
+    check_choice("source", source, SOURCES)
+    check_choice("coupling", coupling, COUPLINGS)
+    check_positive_int("knn", knn, minimum=0)
+    check_positive_int("batch_populations", batch_populations)
+    check_positive_int("cells_per_population", cells_per_population, minimum=2)
+    check_positive_int("max_steps", max_steps)
+    if method == "mfm" and knn >= cells_per_population:
+        msg = f"`knn={knn}` must be smaller than `cells_per_population={cells_per_population}`."
+        raise ValueError(msg)
+
+
+def _fit_params(
+    config: MetaFlowConfig, settings: TrainSettings, batch_populations: int, random_state: int
+) -> dict:
+    """Fit parameters as plain h5ad-writable types."""
+    skip = {"treatments", "train_sources", "sample_key", "use_rep", "condition_key", "control"}
+    params = {k: v for k, v in vars(config).items() if k not in skip}
+    params.update(vars(settings))
+    params.update(batch_populations=batch_populations, random_state=random_state)
+    return {k: (v if v is not None else "none") for k, v in params.items()}

@@ -1,0 +1,241 @@
+"""`MetaFlowModel`: a trained MFM / CGFM / FM model with its config, embedding and transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._utils import RandomState, as_numpy_rng
+from ..flows import integrate
+from ..models import GCNConditioner, MetaFlowNet, NullConditioner, OneHotConditioner
+from ._base import BaseModel, register
+
+Method = Literal["mfm", "fm", "cgfm"]
+METHODS = ("mfm", "fm", "cgfm")
+SOURCES = ("control", "noise")
+COUPLINGS = ("independent", "ot")
+
+
+@dataclass(frozen=True)
+class MetaFlowConfig:
+    """Everything needed to rebuild a :class:`MetaFlowModel` (plain types, JSON-ready).
+
+    Parameters
+    ----------
+    method
+        ``"mfm"`` (kNN-GCN population embedding), ``"cgfm"`` (one-hot population) or
+        ``"fm"`` (no population information).
+    source
+        ``"control"`` or ``"noise"`` (the "w/N" variants).
+    coupling
+        ``"independent"`` or ``"ot"`` (exact minibatch OT).
+    treatments
+        Treatment names, in one-hot order.
+    train_sources
+        Control populations seen in training (CGFM one-hot order).
+    knn
+        Neighbours per cell of the GCN's kNN graph.
+    gcn_hidden
+        Width of the GCN layers.
+    gcn_layers
+        Number of GCN layers.
+    embedding_dim
+        Dimension of the population embedding h.
+    normalize_embedding
+        L2-normalise h.
+    hidden
+        Width of the velocity MLP.
+    n_layers
+        Depth of the velocity MLP.
+    time_features
+        Size of the time embedding.
+    residual
+        Residual velocity MLP.
+    activation
+        Activation of the velocity MLP.
+    cells_per_population
+        Cells drawn per population in training, and the embedding's sample size.
+    use_rep
+        Feature representation (``"X"``, a layer or an obsm key).
+    sample_key
+        Sample columns of the training data.
+    condition_key
+        Condition column of the training data.
+    control
+        Control label.
+    """
+
+    method: Method = "mfm"
+    source: Literal["control", "noise"] = "control"
+    coupling: Literal["independent", "ot"] = "independent"
+    treatments: list[str] = field(default_factory=list)
+    train_sources: list[str] = field(default_factory=list)
+    knn: int = 10
+    gcn_hidden: int = 64
+    gcn_layers: int = 3
+    embedding_dim: int = 32
+    normalize_embedding: bool = True
+    hidden: int = 256
+    n_layers: int = 4
+    time_features: int = 32
+    residual: bool = True
+    activation: str = "silu"
+    cells_per_population: int = 256
+    use_rep: str = "X"
+    sample_key: list[str] = field(default_factory=list)
+    condition_key: str = "condition"
+    control: str = "control"
+
+
+@register
+class MetaFlowModel(BaseModel):
+    """A trained population-conditioned flow (returned by :func:`mfm.tl.fit`).
+
+    Parameters
+    ----------
+    config
+        The model's :class:`MetaFlowConfig`.
+    features
+        Feature names of the training data.
+    device
+        Where the module lives.
+    seed
+        Seed of the weight initialisation.
+    """
+
+    config_class = MetaFlowConfig
+    config: MetaFlowConfig
+    module: MetaFlowNet
+
+    @property
+    def label(self) -> str:
+        """Method name as in the MFM paper's tables, e.g. ``"MFM"`` or ``"CGFM w/N"``."""
+        name = self.config.method.upper()
+        return f"{name} w/N" if self.config.source == "noise" else name
+
+    def build_module(self) -> nn.Module:
+        """Build the conditioner and velocity network from the config."""
+        c, d = self.config, len(self.features)
+        if c.method == "mfm":
+            conditioner = GCNConditioner(
+                d,
+                hidden=c.gcn_hidden,
+                n_layers=c.gcn_layers,
+                out_features=c.embedding_dim,
+                knn=c.knn,
+                normalize=c.normalize_embedding,
+            )
+        elif c.method == "cgfm":
+            conditioner = OneHotConditioner(len(c.train_sources))
+        else:
+            conditioner = NullConditioner()
+        return MetaFlowNet(
+            conditioner,
+            d,
+            len(c.treatments),
+            hidden=c.hidden,
+            n_layers=c.n_layers,
+            time_features=c.time_features,
+            residual=c.residual,
+            activation=c.activation,
+        )
+
+    def population_code(self, population: str) -> int:
+        """CGFM code of a control population (``-1`` when unseen in training)."""
+        sources = self.config.train_sources
+        return sources.index(population) if population in sources else -1
+
+    def treatment_code(self, treatment: str) -> int:
+        """One-hot index of ``treatment``; `ValueError` for treatments unseen in training."""
+        if treatment not in self.config.treatments:
+            known = self.config.treatments
+            msg = f"Treatment {treatment!r} was not seen in training; known: {known}."
+            raise ValueError(msg)
+        return self.config.treatments.index(treatment)
+
+    @torch.no_grad()
+    def embed(
+        self, cells: np.ndarray, population: str, random_state: RandomState = 0
+    ) -> np.ndarray:
+        """Embedding h of a control population.
+
+        Parameters
+        ----------
+        cells
+            ``(n, d)`` control cells; more than ``cells_per_population`` are subsampled
+            (with ``random_state``), as in training.
+        population
+            Population id (used by CGFM only).
+        random_state
+            Seed of the subsample.
+
+        Returns
+        -------
+        ``(e,)`` embedding (empty for FM).
+        """
+        n = self.config.cells_per_population
+        if len(cells) > n:
+            cells = cells[as_numpy_rng(random_state).choice(len(cells), n, replace=False)]
+        x = torch.as_tensor(cells, dtype=torch.float32, device=self.device)[None]
+        code = torch.tensor([self.population_code(population)], device=self.device)
+        self.module.eval()
+        return self.module.embed(x, code)[0].cpu().numpy()
+
+    @torch.no_grad()
+    def transport(
+        self,
+        x0: np.ndarray,
+        embedding: np.ndarray,
+        treatment: str,
+        *,
+        solver: str = "dopri5",
+        n_steps: int | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+        chunk_size: int = 8192,
+    ) -> np.ndarray:
+        """Integrate cells ``x0 (n, d)`` from t=0 to 1 under ``(embedding, treatment)``.
+
+        Parameters
+        ----------
+        x0
+            ``(n, d)`` starting cells (control cells, or noise for "w/N" models).
+        embedding
+            ``(e,)`` population embedding from :meth:`embed`.
+        treatment
+            Treatment name.
+        solver
+            torchdiffeq method: ``"dopri5"`` (adaptive), ``"euler"``, ``"midpoint"``, ``"rk4"``.
+        n_steps
+            Steps of the fixed-step solvers.
+        atol
+            Absolute tolerance of dopri5.
+        rtol
+            Relative tolerance of dopri5.
+        chunk_size
+            Cells integrated at once.
+
+        Returns
+        -------
+        ``(n, d)`` predicted cells.
+        """
+        h = torch.as_tensor(embedding, dtype=torch.float32, device=self.device)[None]
+        code = torch.tensor([self.treatment_code(treatment)], device=self.device)
+        condition = self.module.condition(h, code).expand(len(x0), -1)
+        x = torch.as_tensor(x0, dtype=torch.float32, device=self.device)
+        self.module.eval()
+        out = integrate(
+            self.module,
+            x,
+            condition,
+            method=solver,
+            n_steps=n_steps,
+            atol=atol,
+            rtol=rtol,
+            chunk_size=chunk_size,
+        )
+        return out.cpu().numpy()

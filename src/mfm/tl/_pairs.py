@@ -1,0 +1,71 @@
+"""Read the populations written by `mfm.pp.populations` into a `PopulationPairs`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .. import _keys as K
+from .._checks import check_uns
+from .._utils import get_features
+from ..data import PopulationPairs
+
+
+def populations_table(adata: AnnData, keys: K.Keys) -> tuple[pd.DataFrame, dict]:
+    """The populations table and params, or a `KeyError` asking for `mfm.pp.populations`."""
+    table = check_uns(adata, keys.uns, keys.populations, "mfm.pp.populations")
+    params = check_uns(adata, keys.uns, keys.params, "mfm.pp.populations")
+    if keys.obs_population not in adata.obs:
+        msg = f"`adata.obs[{keys.obs_population!r}]` not found; run `mfm.pp.populations` first."
+        raise KeyError(msg)
+    return table, params
+
+
+def population_pairs(
+    adata: AnnData, keys: K.Keys, treatments: list[str] | None = None
+) -> tuple[PopulationPairs, pd.DataFrame, list[str]]:
+    """Features, cells and control pairing of every population, in table order.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mfm.pp.populations`.
+    keys
+        Keys of the workflow.
+    treatments
+        Treatment names fixing the codes (a trained model's); default: the table's
+        non-control conditions, sorted.
+
+    Returns
+    -------
+    The pairs, the populations table and the feature names.
+    """
+    table, params = populations_table(adata, keys)
+    x, features = get_features(adata, None if params["use_rep"] == "X" else params["use_rep"])
+    labels = adata.obs[keys.obs_population].astype(str).to_numpy()
+    rows_of = pd.Series(np.arange(len(labels))).groupby(labels).apply(np.asarray)
+    names = table.index.astype(str).tolist()
+    missing = [p for p in names if p not in rows_of.index]
+    if missing:
+        msg = (
+            f"Populations {missing[:5]} of `uns[{keys.uns!r}]['populations']` have no cells in "
+            f"`obs[{keys.obs_population!r}]`; re-run `mfm.pp.populations`."
+        )
+        raise ValueError(msg)
+    control = params["control"]
+    conditions = table[K.CONDITION].astype(str)
+    if treatments is None:
+        treatments = sorted(set(conditions) - {control})
+    codes = {name: i for i, name in enumerate(treatments)}
+    treatment = np.array([-1 if c == control else codes.get(c, -2) for c in conditions])
+    position = {name: i for i, name in enumerate(names)}
+    pairs = PopulationPairs(
+        x=x,
+        cells=[rows_of[p] for p in names],
+        names=names,
+        source=np.array([position[s] for s in table[K.SOURCE].astype(str)]),
+        treatment=treatment,
+        treatments=list(treatments),
+    )
+    return pairs, table, features

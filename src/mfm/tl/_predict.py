@@ -1,0 +1,215 @@
+"""`mfm.tl.predict`: transport control populations to their treated states."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .. import _keys as K
+from .._utils import as_numpy_rng
+from ..data import PopulationPairs
+from ._fit import population_embedding
+from ._model import MetaFlowModel
+from ._pairs import population_pairs
+
+logger = logging.getLogger(__name__)
+
+
+def predict(
+    adata: AnnData,
+    model: MetaFlowModel,
+    *,
+    populations: Sequence[str] | None = None,
+    solver: str = "dopri5",
+    n_steps: int | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    chunk_size: int = 8192,
+    random_state: int = 0,
+    key_added: str = "mfm",
+) -> AnnData:
+    """Predict treated populations by integrating the learned flow from their controls.
+
+    For each treated population, the control population of the same sample is embedded
+    (MFM: kNN-GCN of its cells, so unseen patients work; CGFM: one-hot, mean one-hot when
+    unseen; FM: nothing) and every control cell is integrated from t=0 to 1 under the
+    population's treatment. Models trained with ``source="noise"`` start from as many
+    N(0, I) samples as the control population has cells.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mfm.pp.populations`, with the features the
+        model was trained on.
+    model
+        Model returned by :func:`mfm.tl.fit` or :func:`mfm.tl.load`.
+    populations
+        Ids of treated populations to predict (index of
+        ``adata.uns[key_added]['populations']``); default: all treated populations.
+    solver
+        ``"dopri5"`` (adaptive) or a fixed-step ``"euler"``, ``"midpoint"``, ``"rk4"``.
+    n_steps
+        Steps of the fixed-step solvers.
+    atol
+        Absolute tolerance of dopri5.
+    rtol
+        Relative tolerance of dopri5.
+    chunk_size
+        Cells integrated at once (bounds memory).
+    random_state
+        Seed of the embedding subsample and of noise sources.
+    key_added
+        Key of the populations written by :func:`mfm.pp.populations`.
+
+    Returns
+    -------
+    AnnData of predicted cells: ``X`` in the training feature space, ``var_names`` the
+    features, ``obs`` with ``'{key_added}_population'`` (predicted population),
+    ``'{key_added}_source'`` (its control population), the condition and sample columns
+    under their own names, and ``'source_cell'`` (the control cell transported; empty for
+    noise sources). Also sets ``adata.obsm['X_{key_added}']`` (each control cell's
+    prediction, NaN elsewhere) when one treatment per control population is predicted,
+    and updates ``adata.uns[key_added]['population_embedding']``.
+    """
+    keys = K.Keys(key_added)
+    pairs, table, features = population_pairs(adata, keys, model.config.treatments)
+    model.check_features(features)
+    targets = _resolve_targets(pairs, populations)
+    rng = as_numpy_rng(random_state)
+
+    embeddings = {
+        s: model.embed(pairs.population_cells(s), pairs.names[s], random_state)
+        for s in np.unique(pairs.source[targets])
+    }
+    predicted = []
+    for target in targets:
+        source = pairs.source[target]
+        x0 = pairs.population_cells(source)
+        if model.config.source == "noise":
+            x0 = rng.standard_normal(x0.shape).astype(np.float32)
+        treatment = pairs.treatments[pairs.treatment[target]]
+        predicted.append(
+            model.transport(
+                x0,
+                embeddings[source],
+                treatment,
+                solver=solver,
+                n_steps=n_steps,
+                atol=atol,
+                rtol=rtol,
+                chunk_size=chunk_size,
+            )
+        )
+    from_cells = model.config.source == "control"
+    pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, from_cells)
+    pred.uns[K.PREDICTION_UNS] = {
+        "method": model.label,
+        "key_added": key_added,
+        "solver": solver,
+        "n_steps": -1 if n_steps is None else int(n_steps),
+    }
+    write_prediction(adata, pairs, targets, predicted, keys, from_cells)
+    embedding = population_embedding(model, pairs, np.unique(pairs.source[targets]), random_state)
+    if embedding is not None:
+        _merge_embedding(adata, keys, embedding)
+    logger.info("predicted %d populations (%d cells)", len(targets), pred.n_obs)
+    return pred
+
+
+def _resolve_targets(pairs: PopulationPairs, populations: Sequence[str] | None) -> np.ndarray:
+    """Indices of the populations to predict; errors name unknown or control populations."""
+    if populations is None:
+        targets = np.flatnonzero(pairs.treatment != -1)
+    else:
+        if isinstance(populations, str):
+            populations = [populations]
+        index = {name: i for i, name in enumerate(pairs.names)}
+        unknown = [p for p in populations if p not in index]
+        if unknown:
+            msg = f"Populations {unknown[:5]} not found in the populations table."
+            raise KeyError(msg)
+        targets = np.array([index[p] for p in populations], dtype=int)
+        controls = [pairs.names[i] for i in targets if pairs.treatment[i] == -1]
+        if controls:
+            msg = f"Populations {controls[:5]} are control populations; pass treated ones."
+            raise ValueError(msg)
+    unknown_treatment = [pairs.names[i] for i in targets if pairs.treatment[i] == -2]
+    if unknown_treatment:
+        msg = (
+            f"Populations {unknown_treatment[:5]} have treatments the model was not trained on "
+            f"(known: {pairs.treatments})."
+        )
+        raise ValueError(msg)
+    if len(targets) == 0:
+        msg = "No treated population to predict."
+        raise ValueError(msg)
+    return targets
+
+
+def prediction_anndata(
+    adata: AnnData,
+    pairs: PopulationPairs,
+    table: pd.DataFrame,
+    targets: np.ndarray,
+    predicted: list[np.ndarray],
+    features: list[str],
+    keys: K.Keys,
+    from_cells: bool,
+) -> AnnData:
+    """Assemble predicted cells of ``targets`` into an AnnData (see :func:`predict`)."""
+    params = adata.uns[keys.uns][keys.params]
+    sample_keys, condition_key = list(params["sample_key"]), params["condition_key"]
+    blocks = []
+    for target, x in zip(targets, predicted, strict=True):
+        name, source = pairs.names[target], pairs.names[pairs.source[target]]
+        row = table.loc[name]
+        cells = adata.obs_names[pairs.cells[pairs.source[target]]] if from_cells else [""] * len(x)
+        block = pd.DataFrame(
+            {
+                keys.obs_population: name,
+                keys.obs_source: source,
+                condition_key: row[K.CONDITION],
+                **{c: row[c] for c in sample_keys},
+                K.SOURCE_CELL: np.asarray(cells, dtype=str)[: len(x)],
+            },
+            index=[f"{name}-{i}" for i in range(len(x))],
+        )
+        blocks.append(block)
+    obs = pd.concat(blocks)
+    for column in [keys.obs_population, keys.obs_source, condition_key]:
+        obs[column] = pd.Categorical(obs[column])
+    return AnnData(
+        X=np.concatenate(predicted).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(features, dtype=str)),
+    )
+
+
+def write_prediction(
+    adata: AnnData,
+    pairs: PopulationPairs,
+    targets: np.ndarray,
+    predicted: list[np.ndarray],
+    keys: K.Keys,
+    from_cells: bool,
+) -> None:
+    """Set ``obsm['X_{key}']`` when every control population has one predicted treatment."""
+    sources = pairs.source[targets]
+    if not from_cells or len(np.unique(sources)) != len(sources):
+        return
+    out = np.full(pairs.x.shape, np.nan, dtype=np.float32)
+    for source, x in zip(sources, predicted, strict=True):
+        out[pairs.cells[source]] = x
+    adata.obsm[keys.obsm_prediction] = out
+
+
+def _merge_embedding(adata: AnnData, keys: K.Keys, embedding: pd.DataFrame) -> None:
+    """Add or replace rows of ``uns[key]['population_embedding']``."""
+    previous = adata.uns[keys.uns].get(keys.population_embedding)
+    if previous is not None and list(previous.columns) == list(embedding.columns):
+        embedding = pd.concat([previous.drop(index=embedding.index, errors="ignore"), embedding])
+    adata.uns[keys.uns][keys.population_embedding] = embedding

@@ -1,0 +1,161 @@
+"""The training loop shared by every model: optimiser, schedule, progress bar, validation, DDP.
+
+Distributed training uses PyTorch's own engine: launch the script with ``torchrun``; when
+``torch.distributed`` is initialised the objective is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel` and every rank draws its own batches
+(seeded by ``random_state + rank``), so gradients are averaged over ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings.
+
+    Parameters
+    ----------
+    max_steps
+        Number of gradient steps.
+    lr
+        Peak learning rate of AdamW.
+    weight_decay
+        AdamW weight decay.
+    warmup_steps
+        Linear warm-up steps; a cosine decay to ``lr * min_lr_ratio`` follows.
+    min_lr_ratio
+        Final learning rate as a fraction of ``lr``.
+    grad_clip
+        Maximum gradient norm (``None``: no clipping).
+    val_every
+        Steps between validation losses (and history rows).
+    progress
+        Show a tqdm progress bar with the loss.
+    """
+
+    max_steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float | None = 1.0
+    val_every: int = 100
+    progress: bool = True
+
+
+def rank_and_world() -> tuple[int, int]:
+    """Rank of this process and number of processes (``(0, 1)`` without torch.distributed)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def train(
+    objective: nn.Module,
+    next_batch: Callable[[], tuple],
+    settings: TrainSettings,
+    *,
+    validate: Callable[[nn.Module], float] | None = None,
+    desc: str = "training",
+) -> pd.DataFrame:
+    """Minimise ``objective(*next_batch()).loss`` and return the loss history.
+
+    Parameters
+    ----------
+    objective
+        Module whose forward returns a :class:`mfm.flows.LossOutput`.
+    next_batch
+        Returns the positional arguments of the next forward call (already on the device).
+    settings
+        Optimisation settings.
+    validate
+        Called every ``settings.val_every`` steps with the (unwrapped) objective in eval
+        mode under ``torch.no_grad()``; returns the validation loss.
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    DataFrame with columns ``step``, ``train_loss`` (mean since the previous row),
+    ``val_loss`` (NaN without ``validate``) and ``lr``.
+    """
+    rank, world = rank_and_world()
+    model = objective
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(objective)
+    optimizer = torch.optim.AdamW(
+        objective.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(settings))
+    history, running = [], []
+    bar = tqdm(
+        range(1, settings.max_steps + 1),
+        desc=desc,
+        disable=not settings.progress or rank != 0,
+        mininterval=0.5,
+    )
+    for step in bar:
+        objective.train()
+        out = model(*next_batch())
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        running.append(float(out.loss.detach()))
+        if step % settings.val_every == 0 or step == settings.max_steps:
+            row = _history_row(step, running, objective, validate, scheduler)
+            history.append(row)
+            running = []
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("loss")})
+    objective.eval()
+    return pd.DataFrame(history)
+
+
+def _history_row(
+    step: int,
+    running: list[float],
+    objective: nn.Module,
+    validate: Callable[[nn.Module], float] | None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict[str, float]:
+    val_loss = math.nan
+    if validate is not None:
+        objective.eval()
+        with torch.no_grad():
+            val_loss = float(validate(objective))
+    return {
+        "step": step,
+        "train_loss": float(np.mean(running)),
+        "val_loss": val_loss,
+        "lr": float(scheduler.get_last_lr()[0]),
+    }
+
+
+def _warmup_cosine(settings: TrainSettings) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_lr_ratio``."""
+    warmup = max(0, min(settings.warmup_steps, settings.max_steps // 10))
+    decay = max(1, settings.max_steps - warmup)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / decay)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * cosine
+
+    return factor
