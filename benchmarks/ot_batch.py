@@ -46,7 +46,14 @@ def loop_targets(x0, x1, *, reg: float, n_iter: int, tol: float, mode: str) -> t
         cost = cost / cost.mean()
         weights = ot.unif(len(a_points), type_as=cost)
         plan = ot.sinkhorn(
-            weights, weights, cost.T, reg, method="sinkhorn_log", numItermax=n_iter, stopThr=tol, warn=False
+            weights,
+            weights,
+            cost.T,
+            reg,
+            method="sinkhorn_log",
+            numItermax=n_iter,
+            stopThr=tol,
+            warn=False,
         ).T
         out.append(_post_process(plan, b_points, mode))
     return torch.stack([torch.as_tensor(o) for o in out])
@@ -54,15 +61,21 @@ def loop_targets(x0, x1, *, reg: float, n_iter: int, tol: float, mode: str) -> t
 
 def _post_process(plan, points, mode: str):
     if mode == "barycentric":
-        return plan @ points / plan.sum(1, keepdims=True) if isinstance(plan, np.ndarray) else (
-            plan @ points / plan.sum(1, keepdim=True)
+        return (
+            plan @ points / plan.sum(1, keepdims=True)
+            if isinstance(plan, np.ndarray)
+            else (plan @ points / plan.sum(1, keepdim=True))
         )
     match = plan.argmax(1)
     match_np = match.cpu().numpy() if isinstance(match, torch.Tensor) else match
     if len(np.unique(match_np)) < len(match_np):
         plan_np = plan.cpu().numpy() if isinstance(plan, torch.Tensor) else plan
         match = linear_sum_assignment(plan_np, maximize=True)[1]
-        match = torch.as_tensor(match, device=points.device) if isinstance(points, torch.Tensor) else match
+        match = (
+            torch.as_tensor(match, device=points.device)
+            if isinstance(points, torch.Tensor)
+            else match
+        )
     return points[match]
 
 
@@ -107,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     if not args.no_numpy:
         x0_np, x1_np = x0.cpu().double().numpy(), x1.cpu().double().numpy()
-        methods["loop of ot.sinkhorn (cpu, numpy float64)"] = lambda: loop_targets(x0_np, x1_np, **options)
+        methods["loop of ot.sinkhorn (cpu, numpy float64)"] = lambda: loop_targets(
+            x0_np, x1_np, **options
+        )
 
     times: dict[str, list[float]] = {name: [] for name in methods}
     outputs: dict[str, torch.Tensor] = {}
@@ -131,7 +146,10 @@ def report(args, device, times: dict[str, list[float]], outputs: dict[str, torch
         f"{args.dtype}, device={device}, torch threads={torch.get_num_threads()}, "
         f"{args.repeats} interleaved repeats after {args.warmup} warm-up\n"
     )
-    print("| method | median (ms) | min (ms) | time / ot.batch | max abs diff vs ot.batch | same target rows |")
+    print(
+        "| method | median (ms) | min (ms) | time / ot.batch | max abs diff vs ot.batch "
+        "| same target rows |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, values in times.items():
         other = outputs[name].cpu().double()
@@ -152,7 +170,9 @@ def rounding_quality(x0: torch.Tensor, x1: torch.Tensor, *, reg: float, n_iter: 
     cost = torch.cdist(x0.double(), x1.double()).pow(2).cpu().numpy()
     exact = np.array([c[linear_sum_assignment(c)].mean() for c in cost])
     print(f"\nrow argmax of the plan collides in {100 * collided:.0f} % of the clouds\n")
-    print("| rounding | transport cost / exact OT assignment - 1 | clouds with the exact assignment |")
+    print(
+        "| rounding | transport cost / exact OT assignment - 1 | clouds with the exact assignment |"
+    )
     print("| --- | ---: | ---: |")
     for rounding in ("assignment", "greedy"):
         targets = entropic_ot_targets(x0, x1, reg=reg, n_iter=n_iter, tol=0.0, rounding=rounding)

@@ -36,7 +36,9 @@ def test_sqrtm_spd_matches_scipy(gaussians):
     root = sqrtm_spd(S)
     torch.testing.assert_close(root @ root, S)
     for b in range(B):
-        np.testing.assert_allclose(root[b].numpy(), scipy.linalg.sqrtm(S[b].numpy()).real, atol=1e-10)
+        np.testing.assert_allclose(
+            root[b].numpy(), scipy.linalg.sqrtm(S[b].numpy()).real, atol=1e-10
+        )
 
 
 def test_monge_map_matches_pot(gaussians):
@@ -81,7 +83,9 @@ def test_geodesic_one_dimensional():
     t = torch.tensor([0.3, 0.7], dtype=torch.float64)
     m_t, S_t = geodesic(m0**1, sigma0**2, m1, sigma1**2, t)
     torch.testing.assert_close(m_t, (1 - t[:, None]) * m0 + t[:, None] * m1)
-    torch.testing.assert_close(S_t.sqrt(), (1 - t[:, None, None]) * sigma0 + t[:, None, None] * sigma1)
+    torch.testing.assert_close(
+        S_t.sqrt(), (1 - t[:, None, None]) * sigma0 + t[:, None, None] * sigma1
+    )
     # 1-D W2: sqrt(|m0 - m1|^2 + (sigma0 - sigma1)^2).
     expected = ((m0 - m1) ** 2 + (sigma0 - sigma1)[..., 0] ** 2).sum(-1).sqrt()
     torch.testing.assert_close(w2_gaussian(m0, sigma0**2, m1, sigma1**2), expected)
@@ -149,7 +153,10 @@ def test_flipped_covariance_step_misses_endpoint(gaussians):
 def test_step_is_pushforward():
     g = torch.Generator().manual_seed(2)
     S, S_v = _spd(g), _spd(g) - 2 * torch.eye(D, dtype=torch.float64)
-    m, v_m = torch.randn(B, D, generator=g, dtype=torch.float64), torch.ones(B, D, dtype=torch.float64)
+    m, v_m = (
+        torch.randn(B, D, generator=g, dtype=torch.float64),
+        torch.ones(B, D, dtype=torch.float64),
+    )
     m_new, S_new = step(m, S, v_m, S_v, 0.1)
     E = torch.eye(D, dtype=torch.float64) + 0.1 * S_v
     torch.testing.assert_close(m_new, m + 0.1 * v_m)
@@ -176,7 +183,9 @@ def test_gaussian_from_clouds_shrinkage():
     assert torch.linalg.eigvalsh(S_raw)[:, 0].min() < 1e-10
     _, S = gaussian_from_clouds(x, shrinkage=0.1)
     mu = torch.diagonal(S_raw, dim1=-2, dim2=-1).mean(-1)
-    torch.testing.assert_close(S, 0.9 * S_raw + 0.1 * mu[:, None, None] * torch.eye(16, dtype=x.dtype))
+    torch.testing.assert_close(
+        S, 0.9 * S_raw + 0.1 * mu[:, None, None] * torch.eye(16, dtype=x.dtype)
+    )
     assert torch.linalg.eigvalsh(gaussian_from_clouds(x)[1])[:, 0].min() > 0
     _, S_lw = gaussian_from_clouds(x, shrinkage="ledoit_wolf")
     for b in range(3):

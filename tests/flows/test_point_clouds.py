@@ -24,7 +24,11 @@ def padded():
     x0 = torch.randn(len(SIZES), max(SIZES), D, generator=g, dtype=torch.float64)
     x1 = 2 * torch.randn(len(SIZES), max(SIZES), D, generator=g, dtype=torch.float64) + 1
     mask = torch.arange(max(SIZES))[None, :] < torch.tensor(SIZES)[:, None]
-    return x0.masked_fill(~mask[..., None], torch.nan), x1.masked_fill(~mask[..., None], torch.nan), mask
+    return (
+        x0.masked_fill(~mask[..., None], torch.nan),
+        x1.masked_fill(~mask[..., None], torch.nan),
+        mask,
+    )
 
 
 def _reference_plan(x0, x1, reg, n_iter=None):
@@ -35,7 +39,9 @@ def _reference_plan(x0, x1, reg, n_iter=None):
     if n_iter is None:
         return ot.sinkhorn(a, a, cost, reg, method="sinkhorn_log", numItermax=10_000, stopThr=1e-12)
     # Transposed problem: POT updates v then u, ot.batch u then v; same iterates this way.
-    plan_t = ot.sinkhorn(a, a, cost.T, reg, method="sinkhorn_log", numItermax=n_iter, stopThr=0, warn=False)
+    plan_t = ot.sinkhorn(
+        a, a, cost.T, reg, method="sinkhorn_log", numItermax=n_iter, stopThr=0, warn=False
+    )
     return plan_t.T
 
 
@@ -54,12 +60,15 @@ def _reference_targets(x0, x1, reg, mode, rounding, n_iter=None):
         return plan @ x1 / plan.sum(1, keepdims=True)
     match = plan.argmax(1)
     if len(set(match)) < len(match):
-        match = _greedy(plan) if rounding == "greedy" else linear_sum_assignment(plan, maximize=True)[1]
+        match = (
+            _greedy(plan) if rounding == "greedy" else linear_sum_assignment(plan, maximize=True)[1]
+        )
     return x1[match]
 
 
 @pytest.mark.parametrize(
-    ("mode", "rounding"), [("barycentric", "assignment"), ("matching", "assignment"), ("matching", "greedy")]
+    ("mode", "rounding"),
+    [("barycentric", "assignment"), ("matching", "assignment"), ("matching", "greedy")],
 )
 @pytest.mark.parametrize("n_iter", [None, 30])
 def test_targets_equal_per_cloud_sinkhorn(padded, mode, rounding, n_iter):
@@ -69,7 +78,9 @@ def test_targets_equal_per_cloud_sinkhorn(padded, mode, rounding, n_iter):
     targets = entropic_ot_targets(x0, x1, mask, reg=reg, mode=mode, rounding=rounding, **options)
     assert torch.isfinite(targets).all()
     for b, n in enumerate(SIZES):
-        expected = _reference_targets(x0[b, :n].numpy(), x1[b, :n].numpy(), reg, mode, rounding, n_iter)
+        expected = _reference_targets(
+            x0[b, :n].numpy(), x1[b, :n].numpy(), reg, mode, rounding, n_iter
+        )
         np.testing.assert_allclose(targets[b, :n].numpy(), expected, atol=1e-7)
         assert (targets[b, n:] == 0).all()
 
@@ -137,7 +148,9 @@ def test_noise_clouds():
     torch.testing.assert_close(z, again)
 
     mean, cov = torch.tensor([1.0, -2.0]), torch.tensor([[2.0, 0.6], [0.6, 0.5]])
-    z = sample_noise_clouds(like, kind="chol_normal", mean=mean, cov=cov, generator=torch.Generator().manual_seed(4))
+    z = sample_noise_clouds(
+        like, kind="chol_normal", mean=mean, cov=cov, generator=torch.Generator().manual_seed(4)
+    )
     torch.testing.assert_close(z.reshape(-1, 2).mean(0), mean, atol=0.02, rtol=0)
     torch.testing.assert_close(z.reshape(-1, 2).T.cov(), cov, atol=0.03, rtol=0)
     with pytest.raises(ValueError, match="positive definite"):
@@ -155,7 +168,10 @@ def test_wfm_path(padded):
     targets = entropic_ot_targets(x0, x1, mask)
     valid = mask[..., None]
     x0_zero = x0.nan_to_num(0.0)
-    torch.testing.assert_close(path.x_t, torch.where(valid, (1 - t[:, None, None]) * x0_zero + t[:, None, None] * targets, 0))
+    torch.testing.assert_close(
+        path.x_t,
+        torch.where(valid, (1 - t[:, None, None]) * x0_zero + t[:, None, None] * targets, 0),
+    )
     torch.testing.assert_close(path.dx_t, torch.where(valid, targets - x0_zero, 0))
     torch.testing.assert_close(path.t, t)
 
@@ -170,7 +186,9 @@ def test_masked_mse(padded):
     torch.testing.assert_close(masked_mse(pred, target, mask), torch.stack(per_cloud).mean())
 
 
-@pytest.mark.parametrize(("method", "factor"), [("euler", lambda h: 1 - h), ("midpoint", lambda h: 1 - h + h**2 / 2)])
+@pytest.mark.parametrize(
+    ("method", "factor"), [("euler", lambda h: 1 - h), ("midpoint", lambda h: 1 - h + h**2 / 2)]
+)
 def test_generate_clouds_linear_field(padded, method, factor):
     x0, _, mask = padded
     calls = []
@@ -184,3 +202,42 @@ def test_generate_clouds_linear_field(padded, method, factor):
     expected = torch.where(mask[..., None], x0 * factor(0.1) ** 10, 0)
     torch.testing.assert_close(out, expected)
     assert calls[0] == 0.0 and len(calls) == (10 if method == "euler" else 20)
+
+
+@pytest.mark.slow
+def test_wfm_learns_labelled_niches():
+    from mfm.models import SetTransformerVelocity
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[2.0, 0.0], [-2.0, 0.0]])
+
+    def niches(labels):
+        x = centres[labels][:, None, :] + 0.3 * torch.randn(len(labels), 8, 2, generator=g)
+        mask = torch.ones(len(labels), 8, dtype=torch.bool)
+        mask[labels == 1, 6:] = False  # label-1 niches have 6 points
+        return x, mask
+
+    torch.manual_seed(0)
+    model = SetTransformerVelocity(
+        2, n_conditions=2, hidden=32, n_layers=2, n_heads=2, cfg_dropout=0.1
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        labels = torch.randint(0, 2, (32,), generator=g)
+        x1, mask = niches(labels)
+        path = wfm_path(
+            sample_noise_clouds(x1, mask, generator=g), x1, mask, torch.rand(32, generator=g)
+        )
+        loss = masked_mse(model(path.x_t, path.t, labels, mask, generator=g), path.dx_t, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    labels = torch.tensor([0] * 16 + [1] * 16)
+    _, mask = niches(labels)
+    x0 = sample_noise_clouds(torch.zeros(32, 8, 2), mask, generator=g)
+    out = generate_clouds(model, x0, mask, labels, n_steps=50, method="midpoint")
+    for label in (0, 1):
+        points = out[labels == label][mask[labels == label]]
+        torch.testing.assert_close(points.mean(0), centres[label], atol=0.4, rtol=0)
+        assert (points.std(0) < 0.6).all()

@@ -1,4 +1,4 @@
-"""`PointClouds`: many variable-size point clouds (e.g. cellular niches), padded into torch batches."""
+"""`PointClouds`: variable-size point clouds (e.g. cellular niches), padded into torch batches."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class PointClouds:
             msg = f"`points` must be a (n_points, d) array, got shape {points.shape}."
             raise ValueError(msg)
         if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(points):
-            msg = f"`offsets` must be a 1-D array from 0 to n_points={len(points)}, got {offsets[:3]}..."
+            msg = f"`offsets` must be a 1-D array from 0 to n_points={len(points)}, got {offsets}."
             raise ValueError(msg)
         if np.any(np.diff(offsets) < 1):
             msg = "`offsets` must be strictly increasing: every cloud needs at least one point."
@@ -67,7 +67,9 @@ class PointClouds:
         self.labels = None if labels is None else _check_labels(labels, len(offsets) - 1)
 
     @classmethod
-    def from_list(cls, clouds: Sequence[np.ndarray], labels: np.ndarray | None = None) -> PointClouds:
+    def from_list(
+        cls, clouds: Sequence[np.ndarray], labels: np.ndarray | None = None
+    ) -> PointClouds:
         """Build from a list of ``(n_i, d)`` arrays.
 
         Parameters
@@ -91,7 +93,7 @@ class PointClouds:
     def from_neighbors(
         cls, features: np.ndarray, neighbors: np.ndarray, labels: np.ndarray | None = None
     ) -> PointClouds:
-        """Build one cloud per row of a neighbour table (e.g. the k spatial neighbours of each cell).
+        """Build one cloud per row of a neighbour table (e.g. the k spatial neighbours of cells).
 
         Parameters
         ----------
@@ -109,7 +111,8 @@ class PointClouds:
         """
         neighbors = np.asarray(neighbors)
         if neighbors.ndim != 2 or not np.issubdtype(neighbors.dtype, np.integer):
-            msg = f"`neighbors` must be a (n_clouds, k) integer array, got {neighbors.dtype} {neighbors.shape}."
+            got = f"{neighbors.dtype} {neighbors.shape}"
+            msg = f"`neighbors` must be a (n_clouds, k) integer array, got {got}."
             raise ValueError(msg)
         if neighbors.size and neighbors.max() >= len(features):
             msg = f"`neighbors` holds indices >= n_obs={len(features)}."
@@ -159,12 +162,13 @@ class PointClouds:
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            msg = f"`indices` must be cloud indices in [0, {len(self)}), got {indices.min()}..{indices.max()}."
+            got = f"{indices.min()}..{indices.max()}"
+            msg = f"`indices` must be cloud indices in [0, {len(self)}), got {got}."
             raise IndexError(msg)
         starts, sizes = self.offsets[indices], self.sizes[indices]
         width = int(sizes.max(initial=0)) if n_max is None else n_max
         if sizes.size and width < sizes.max():
-            msg = f"`n_max={n_max}` is smaller than the largest selected cloud ({sizes.max()} points)."
+            msg = f"`n_max={n_max}` is below the largest selected cloud ({sizes.max()} points)."
             raise ValueError(msg)
         mask = np.arange(width)[None, :] < sizes[:, None]
         rows = np.where(mask, starts[:, None] + np.arange(width)[None, :], 0)
@@ -200,19 +204,27 @@ class PointClouds:
         `CloudBatch`, each padded to its own largest cloud.
         """
         check_positive_int("batch_size", batch_size)
-        order = as_numpy_rng(random_state).permutation(len(self)) if shuffle else np.arange(len(self))
+        order = (
+            as_numpy_rng(random_state).permutation(len(self)) if shuffle else np.arange(len(self))
+        )
         stop = len(order) - len(order) % batch_size if drop_last else len(order)
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
             x, mask = self.pad(index, device=device)
-            labels = None if self.labels is None else torch.as_tensor(self.labels[index], device=device)
+            labels = (
+                None if self.labels is None else torch.as_tensor(self.labels[index], device=device)
+            )
             yield CloudBatch(x, mask, labels, torch.as_tensor(index, device=device))
 
 
 def _check_labels(labels: np.ndarray, n_clouds: int) -> np.ndarray:
     """``labels`` as an ``(n_clouds,)`` int64 array of non-negative codes."""
     labels = np.asarray(labels)
-    if labels.shape != (n_clouds,) or not np.issubdtype(labels.dtype, np.integer) or np.any(labels < 0):
+    if (
+        labels.shape != (n_clouds,)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or np.any(labels < 0)
+    ):
         msg = (
             f"`labels` must be ({n_clouds},) non-negative integer codes (one per cloud), "
             f"got {labels.dtype} {labels.shape}."

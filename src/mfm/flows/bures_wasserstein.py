@@ -1,6 +1,6 @@
-"""Bures-Wasserstein geometry of Gaussians: Monge maps, geodesics, velocities, generation steps.
+r"""Bures-Wasserstein geometry of Gaussians: Monge maps, geodesics, velocities, generation steps.
 
-A Gaussian :math:`\\mathcal N(m, \\Sigma)` is a point of the Bures-Wasserstein manifold. Every
+A Gaussian :math:`\mathcal N(m, \Sigma)` is a point of the Bures-Wasserstein manifold. Every
 function here is batched: means are ``(B, d)``, covariances ``(B, d, d)`` symmetric positive
 definite (SPD), and works on any device and floating dtype (double precision is advised for
 ill-conditioned covariances).
@@ -28,10 +28,10 @@ __all__ = [
 
 
 def sqrtm_spd(S: Tensor) -> Tensor:
-    """Square root of symmetric positive semi-definite matrices by eigendecomposition.
+    r"""Square root of symmetric positive semi-definite matrices by eigendecomposition.
 
-    .. math:: S^{1/2} = U \\operatorname{diag}(\\sqrt{\\max(\\lambda, 0)}) U^\\top,
-              \\quad S = U \\operatorname{diag}(\\lambda) U^\\top
+    .. math:: S^{1/2} = U \operatorname{diag}(\sqrt{\max(\lambda, 0)}) U^\top,
+              \quad S = U \operatorname{diag}(\lambda) U^\top
 
     Parameters
     ----------
@@ -47,13 +47,13 @@ def sqrtm_spd(S: Tensor) -> Tensor:
 
 
 def monge_map(S0: Tensor, S1: Tensor) -> Tensor:
-    """Optimal (Monge) linear map between centred Gaussians with covariances ``S0`` and ``S1``.
+    r"""Optimal (Monge) linear map between centred Gaussians with covariances ``S0`` and ``S1``.
 
     .. math:: A = S_0^{-1/2} (S_0^{1/2} S_1 S_0^{1/2})^{1/2} S_0^{-1/2},
-              \\qquad A S_0 A = S_1
+              \qquad A S_0 A = S_1
 
-    The map :math:`x \\mapsto m_1 + A (x - m_0)` pushes :math:`\\mathcal N(m_0, S_0)` onto
-    :math:`\\mathcal N(m_1, S_1)` at minimal squared-Euclidean cost.
+    The map :math:`x \mapsto m_1 + A (x - m_0)` pushes :math:`\mathcal N(m_0, S_0)` onto
+    :math:`\mathcal N(m_1, S_1)` at minimal squared-Euclidean cost.
 
     Parameters
     ----------
@@ -71,14 +71,16 @@ def monge_map(S0: Tensor, S1: Tensor) -> Tensor:
     return _symmetrize(inv_root0 @ middle @ inv_root0)
 
 
-def geodesic(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
-    """Point at time ``t`` on the Bures-Wasserstein geodesic from ``N(m0, S0)`` to ``N(m1, S1)``.
+def geodesic(
+    m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor
+) -> tuple[Tensor, Tensor]:
+    r"""Point at time ``t`` on the Bures-Wasserstein geodesic from ``N(m0, S0)`` to ``N(m1, S1)``.
 
-    .. math:: m_t = (1 - t) m_0 + t m_1, \\quad M_t = (1 - t) I + t A,
-              \\quad S_t = M_t S_0 M_t
+    .. math:: m_t = (1 - t) m_0 + t m_1, \quad M_t = (1 - t) I + t A,
+              \quad S_t = M_t S_0 M_t
 
     with ``A`` the :func:`monge_map` from ``S0`` to ``S1``. :math:`W_2` along the geodesic is
-    :math:`W_2(\\mu_0, \\mu_t) = t W` and :math:`W_2(\\mu_t, \\mu_1) = (1 - t) W`.
+    :math:`W_2(\mu_0, \mu_t) = t W` and :math:`W_2(\mu_t, \mu_1) = (1 - t) W`.
 
     Parameters
     ----------
@@ -100,13 +102,15 @@ def geodesic(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor) 
     return m_t, _symmetrize(M_t @ S0 @ M_t)
 
 
-def velocity(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
-    """Velocity of the Bures-Wasserstein geodesic at time ``t`` (the flow-matching target).
+def velocity(
+    m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor
+) -> tuple[Tensor, Tensor]:
+    r"""Velocity of the Bures-Wasserstein geodesic at time ``t`` (the flow-matching target).
 
-    .. math:: v_m = m_1 - m_0, \\qquad S_v = (A - I) M_t^{-1}, \\quad M_t = (1 - t) I + t A
+    .. math:: v_m = m_1 - m_0, \qquad S_v = (A - I) M_t^{-1}, \quad M_t = (1 - t) I + t A
 
     ``A`` and ``M_t`` commute (``M_t`` is a polynomial in ``A``), so ``S_v`` is symmetric and
-    :math:`\\dot S_t = S_v S_t + S_t S_v`; a particle at ``x`` moves with
+    :math:`\dot S_t = S_v S_t + S_t S_v`; a particle at ``x`` moves with
     :math:`v_m + S_v (x - m_t)`. ``S_v`` is symmetrised to remove round-off asymmetry.
 
     Parameters
@@ -130,15 +134,17 @@ def velocity(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor) 
     return m1 - m0, _symmetrize(S_v)
 
 
-def step(m: Tensor, S: Tensor, v_m: Tensor, S_v: Tensor, h: float | Tensor) -> tuple[Tensor, Tensor]:
-    """One explicit generation step of size ``h`` along the velocity ``(v_m, S_v)``.
+def step(
+    m: Tensor, S: Tensor, v_m: Tensor, S_v: Tensor, h: float | Tensor
+) -> tuple[Tensor, Tensor]:
+    r"""One explicit generation step of size ``h`` along the velocity ``(v_m, S_v)``.
 
-    .. math:: m \\leftarrow m + h v_m, \\qquad
-              S \\leftarrow (I + h S_v) S (I + h S_v)
+    .. math:: m \leftarrow m + h v_m, \qquad
+              S \leftarrow (I + h S_v) S (I + h S_v)
 
     The covariance update is the push-forward of ``N(m, S)`` by the linear map
     ``x -> x + h (v_m + S_v (x - m))``, so it stays symmetric positive semi-definite and matches
-    :math:`\\dot S = S_v S + S S_v` to first order in ``h``.
+    :math:`\dot S = S_v S + S S_v` to first order in ``h``.
 
     Parameters
     ----------
@@ -164,9 +170,9 @@ def step(m: Tensor, S: Tensor, v_m: Tensor, S_v: Tensor, h: float | Tensor) -> t
 
 
 def w2_gaussian(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor) -> Tensor:
-    """Bures-Wasserstein (2-Wasserstein) distance between Gaussians.
+    r"""Bures-Wasserstein (2-Wasserstein) distance between Gaussians.
 
-    .. math:: W_2^2 = \\|m_0 - m_1\\|^2 + \\operatorname{tr}(S_0 + S_1
+    .. math:: W_2^2 = \|m_0 - m_1\|^2 + \operatorname{tr}(S_0 + S_1
               - 2 (S_0^{1/2} S_1 S_0^{1/2})^{1/2})
 
     Parameters
@@ -198,10 +204,10 @@ def gaussian_from_clouds(
     *,
     shrinkage: float | Literal["ledoit_wolf"] = 1e-3,
 ) -> tuple[Tensor, Tensor]:
-    """Mean and shrunk covariance of each point cloud, seen as a uniform measure on its points.
+    r"""Mean and shrunk covariance of each point cloud, seen as a uniform measure on its points.
 
-    .. math:: m = \\frac1n \\sum_i x_i, \\quad C = \\frac1n \\sum_i (x_i - m)(x_i - m)^\\top,
-              \\quad S = (1 - \\alpha) C + \\alpha \\mu I, \\quad \\mu = \\operatorname{tr}(C) / d
+    .. math:: m = \frac1n \sum_i x_i, \quad C = \frac1n \sum_i (x_i - m)(x_i - m)^\top,
+              \quad S = (1 - \alpha) C + \alpha \mu I, \quad \mu = \operatorname{tr}(C) / d
 
     Shrinking towards the scaled identity keeps ``S`` positive definite when a cloud has no more
     points than dimensions (e.g. 16 neighbours in 16 PCA dimensions); ``μ`` is floored at the
@@ -249,7 +255,7 @@ def _shrinkage_weight(
 
 
 def _ledoit_wolf_weight(cov: Tensor, centred: Tensor, weights: Tensor, mu: Tensor) -> Tensor:
-    """Ledoit-Wolf shrinkage per cloud (the formula of ``sklearn.covariance.ledoit_wolf_shrinkage``).
+    """Ledoit-Wolf shrinkage per cloud (the formula of sklearn's ``ledoit_wolf_shrinkage``).
 
     With n valid points and ``C`` the empirical covariance:
     ``β = (mean_i ||x_i||^4 - ||C||_F^2) / (d n)``, ``δ = ||C - μ I||_F^2 / d``,

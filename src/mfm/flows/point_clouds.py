@@ -45,12 +45,13 @@ def sample_noise_clouds(
     cov: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Draw one noise cloud per target cloud, with the same number of points.
+    r"""Draw one noise cloud per target cloud, with the same number of points.
 
-    - ``"gaussian"``: i.i.d. points :math:`z \\sim \\mathcal N(0, I_d)`.
-    - ``"chol_normal"``: covariance-matched points :math:`m + L z`, :math:`L L^\\top = \\Sigma`,
+    - ``"gaussian"``: i.i.d. points :math:`z \sim \mathcal N(0, I_d)`.
+    - ``"chol_normal"``: covariance-matched points :math:`m + L z`, :math:`L L^\top = \Sigma`,
       with the mean ``m`` and covariance ``Σ`` of the training clouds (e.g. the pooled
-      :func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds` of all their points).
+      :func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds` of all their points). The
+      official WFM code also perturbs ``L`` per cloud; here ``L`` is shared by all clouds.
 
     Parameters
     ----------
@@ -93,30 +94,32 @@ def entropic_ot_targets(
     mode: TargetMode = "matching",
     rounding: Rounding = "assignment",
 ) -> Tensor:
-    """Map every noise point to its target through a batched entropic OT plan.
+    r"""Map every noise point to its target through a batched entropic OT plan.
 
     For each cloud ``b`` (uniform weights ``1 / n_b`` on its valid points, 0 on padding), with
-    cost :math:`C_{ij} = \\|x_{0,i} - x_{1,j}\\|^2`, solve on ``x0``'s device with POT's
+    cost :math:`C_{ij} = \|x_{0,i} - x_{1,j}\|^2`, solve on ``x0``'s device with POT's
     log-domain batched Sinkhorn (``ot.batch.bregman_log_projection_batch``)
 
-    .. math:: P = \\arg\\min_{P \\in \\Pi(a, b)} \\langle P, C \\rangle
-              + \\varepsilon_b \\sum_{ij} P_{ij} \\log P_{ij},
-              \\qquad \\varepsilon_b = \\mathrm{reg} \\cdot \\operatorname{mean}_{ij \\text{ valid}} C_{ij},
+    .. math:: P = \arg\min_{P \in \Pi(a, b)} \langle P, C \rangle
+              + \varepsilon_b \sum_{ij} P_{ij} \log P_{ij},
+              \qquad \varepsilon_b = \mathrm{reg} \cdot
+              \operatorname{mean}_{ij \text{ valid}} C_{ij},
 
     i.e. ``reg`` is relative to each cloud's mean cost (the official WFM code scales by the
     max cost instead), so it does not depend on the scale of the features. Then
 
-    - ``"barycentric"``: :math:`T(x_{0,i}) = \\sum_j P_{ij} x_{1,j} / \\sum_j P_{ij}`;
-    - ``"matching"``: :math:`T(x_{0,i}) = x_{1,\\sigma(i)}` for a permutation ``σ``: the row-wise
+    - ``"barycentric"``: :math:`T(x_{0,i}) = \sum_j P_{ij} x_{1,j} / \sum_j P_{ij}`;
+    - ``"matching"``: :math:`T(x_{0,i}) = x_{1,\sigma(i)}` for a permutation ``σ``: the row-wise
       argmax of ``P`` when it is one-to-one; for clouds where two rows pick the same column
-      (frequent: ~2/3 of 16-point clouds at ``reg=0.01``), ``rounding`` decides:
+      (frequent: 2/3 of 16-point clouds at ``reg=0.01``), ``rounding`` decides:
       ``"assignment"`` takes the permutation of maximal plan mass
-      :math:`\\max_\\sigma \\sum_i P_{i\\sigma(i)}` (``scipy.optimize.linear_sum_assignment``
+      :math:`\max_\sigma \sum_i P_{i\sigma(i)}` (``scipy.optimize.linear_sum_assignment``
       on CPU, colliding clouds only); ``"greedy"`` (the official WFM rule, stays on the
       device) repeatedly takes the largest remaining entry and removes its row and column.
-      Exact ties go to the lowest index (``torch.argmax`` / scipy order). On 64 clouds of
-      16 Gaussian points vs. clustered niches in 16-D, the transport cost of the matching was
-      0.08 % ("assignment") and 0.6 % ("greedy") above the exact OT assignment.
+      Exact ties go to the lowest index (``torch.argmax`` / scipy order). On 64 Gaussian noise
+      clouds vs. clustered niches (16 points, 16-D; ``benchmarks/ot_batch.py``) the transport
+      cost of the matching was 0.04 % ("assignment", exact in 88 % of the clouds) and 0.6 %
+      ("greedy", exact in 56 %) above the exact OT assignment.
 
     Parameters
     ----------
@@ -131,8 +134,10 @@ def entropic_ot_targets(
         Entropic regularisation relative to the mean cost of each cloud (> 0).
     n_iter
         Maximum number of Sinkhorn iterations. The matching is stable long before the
-        marginals converge: 200 iterations leave a ~1 % marginal error at ``reg=0.01``
-        but give the same rounded matching as 1000.
+        marginals converge: at ``reg=0.01`` (benchmark niches) 200 iterations leave a 0.7 %
+        row-marginal error but the same "assignment" matching as 1000 iterations; the
+        barycentric map still moves (by up to ~10 % of the feature scale): raise ``n_iter``
+        for ``mode="barycentric"``.
     tol
         Stop when the L2 norm of the row-marginal error of every cloud is below ``tol``
         (checked every 10 iterations).
@@ -184,9 +189,9 @@ def wfm_path(
     mode: TargetMode = "matching",
     rounding: Rounding = "assignment",
 ) -> PathSample:
-    """Sample the WFM point-cloud path between noise clouds and their targets.
+    r"""Sample the WFM point-cloud path between noise clouds and their targets.
 
-    .. math:: x_t = (1 - t) x_0 + t T(x_0), \\qquad \\dot x_t = T(x_0) - x_0
+    .. math:: x_t = (1 - t) x_0 + t T(x_0), \qquad \dot x_t = T(x_0) - x_0
 
     with ``T`` from :func:`entropic_ot_targets`; padded points get ``x_t = dx_t = 0``.
 
@@ -217,10 +222,10 @@ def wfm_path(
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Squared error weighted by the point masses: clouds uniform on their points, equal weights.
+    r"""Squared error weighted by the point masses: clouds uniform on their points, equal weights.
 
-    .. math:: L = \\frac1B \\sum_b \\frac1{n_b} \\sum_{i \\text{ valid}}
-              \\frac1d \\|\\hat v_{bi} - v_{bi}\\|^2
+    .. math:: L = \frac1B \sum_b \frac1{n_b} \sum_{i \text{ valid}}
+              \frac1d \|\hat v_{bi} - v_{bi}\|^2
 
     Without padding this equals ``torch.nn.functional.mse_loss(pred, target)``.
 
@@ -239,7 +244,9 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tens
     """
     mask = _check_clouds(pred, target, mask)
     squared = (pred - target).pow(2).mean(-1)
-    squared = torch.where(mask, squared, torch.zeros((), dtype=squared.dtype, device=squared.device))
+    squared = torch.where(
+        mask, squared, torch.zeros((), dtype=squared.dtype, device=squared.device)
+    )
     counts = mask.sum(-1).clamp_min(1).to(squared.dtype)
     return (squared.sum(-1) / counts).mean()
 
@@ -253,12 +260,13 @@ def generate_clouds(
     n_steps: int = 100,
     method: Literal["euler", "midpoint"] = "euler",
 ) -> Tensor:
-    """Integrate ``dx/dt = v(x, t | cond)`` from noise clouds at t = 0 to t = 1 with fixed steps.
+    r"""Integrate ``dx/dt = v(x, t | cond)`` from noise clouds at t = 0 to t = 1 with fixed steps.
 
-    .. math:: \\text{euler: } x \\leftarrow x + h v(x, t); \\qquad
-              \\text{midpoint: } x \\leftarrow x + h v(x + \\tfrac h2 v(x, t), t + \\tfrac h2)
+    .. math:: \text{euler: } x \leftarrow x + h v(x, t); \qquad
+              \text{midpoint: } x \leftarrow x + h v(x + \tfrac h2 v(x, t), t + \tfrac h2)
 
-    with ``h = 1 / n_steps``. Runs without gradient; padded points stay 0.
+    with ``h = 1 / n_steps``. Runs without gradient; padded points stay 0. Put the velocity
+    module in eval mode first (``model.eval()``), or its dropout and label dropout stay on.
 
     Parameters
     ----------
@@ -311,7 +319,9 @@ def _entropic_log_plan(
     # mass makes the log-potentials -inf there (never -inf - -inf = NaN).
     logits = torch.where(pair_mask, -cost / scale[:, None, None], -torch.finfo(cost.dtype).max / 8)
     weights = mask.to(cost.dtype) / counts[:, None]
-    out = bregman_log_projection_batch(logits, weights, weights, max_iter=n_iter, tol=tol, grad="detach")
+    out = bregman_log_projection_batch(
+        logits, weights, weights, max_iter=n_iter, tol=tol, grad="detach"
+    )
     return out["log_T"]
 
 
@@ -389,6 +399,7 @@ def _check_clouds(x0: Tensor, x1: Tensor, mask: Tensor | None) -> Tensor:
     if mask is None:
         return torch.ones(x0.shape[:2], dtype=torch.bool, device=x0.device)
     if mask.shape != x0.shape[:2] or mask.dtype != torch.bool:
-        msg = f"`mask` must be a bool tensor of shape {tuple(x0.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}."
+        expected, got = tuple(x0.shape[:2]), f"{mask.dtype} {tuple(mask.shape)}"
+        msg = f"`mask` must be a bool tensor of shape {expected}, got {got}."
         raise ValueError(msg)
     return mask

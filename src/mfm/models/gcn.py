@@ -31,12 +31,29 @@ class GCNGraph:
         ``(E,)`` float, :math:`\deg_i^{-1/2} \deg_j^{-1/2}`.
     self_weight
         ``(B * n,)`` float, :math:`\deg_i^{-1}`, the weight of each node's self loop.
+    operator
+        The normalised :math:`\hat D^{-1/2} (A + I) \hat D^{-1/2}` itself, self loops
+        included: dense ``(B, n, n)`` for small graphs (a batched matmul is ~10x faster on
+        CPU than scattering edges, see ``benchmarks/gcn_aggregation.py``), else a sparse
+        block-diagonal ``(B * n, B * n)`` COO matrix (memory :math:`O(B n k)`).
     """
 
     source: Tensor
     target: Tensor
     weight: Tensor
     self_weight: Tensor
+    operator: Tensor
+
+    def apply(self, h: Tensor) -> Tensor:
+        """Multiply node features ``h (B, n, f)`` by the normalised adjacency."""
+        if not self.operator.is_sparse:
+            return torch.bmm(self.operator, h)
+        n_batch, n, f = h.shape
+        return torch.sparse.mm(self.operator, h.reshape(n_batch * n, f)).reshape(n_batch, n, f)
+
+
+#: Graphs with at most this many nodes use a dense normalised adjacency.
+DENSE_MAX_NODES = 2048
 
 
 def gcn_graph(
@@ -85,7 +102,25 @@ def gcn_graph(
     degree = torch.ones(n_nodes, dtype=dtype, device=neighbors.device)
     degree.index_add_(0, target, torch.ones_like(target, dtype=dtype))
     inv_sqrt = degree.rsqrt()
-    return GCNGraph(source, target, inv_sqrt[target] * inv_sqrt[source], degree.reciprocal())
+    weight, self_weight = inv_sqrt[target] * inv_sqrt[source], degree.reciprocal()
+    operator = _operator(source, target, weight, self_weight, n_batch, n)
+    return GCNGraph(source, target, weight, self_weight, operator)
+
+
+def _operator(
+    source: Tensor, target: Tensor, weight: Tensor, self_weight: Tensor, n_batch: int, n: int
+) -> Tensor:
+    """The normalised adjacency with self loops, dense per graph or sparse block-diagonal."""
+    nodes = torch.arange(n_batch * n, device=source.device)
+    rows, cols = torch.cat([target, nodes]), torch.cat([source, nodes])
+    values = torch.cat([weight, self_weight])
+    if n <= DENSE_MAX_NODES:
+        dense = torch.zeros(n_batch * n * n, dtype=values.dtype, device=values.device)
+        # flat index of (graph b, row i, col j) is b n^2 + i n + j with rows = b n + i
+        dense.index_put_((rows * n + cols.remainder(n),), values, accumulate=True)
+        return dense.view(n_batch, n, n)
+    size = (n_batch * n, n_batch * n)
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, size).coalesce()
 
 
 class GCNLayer(nn.Module):
@@ -97,7 +132,7 @@ class GCNLayer(nn.Module):
 
     with :math:`\hat D` the in-degree (plus one) computed on the target node, i.e. PyTorch
     Geometric's ``GCNConv`` applied to ``knn_graph(flow="source_to_target")``. Aggregation uses a
-    flat edge list and ``index_add_``: memory :math:`O(B n k)`, never a dense :math:`n \times n`.
+    dense batched matmul for graphs up to ``DENSE_MAX_NODES`` nodes, a sparse one above.
 
     Parameters
     ----------
@@ -153,11 +188,7 @@ class GCNLayer(nn.Module):
             n_nodes = graph.self_weight.shape[0]
             msg = f"`x` must be (B, n, f) with B * n = {n_nodes} nodes, got {tuple(x.shape)}."
             raise ValueError(msg)
-        n_batch, n, _ = x.shape
-        h = self.linear(x).reshape(n_batch * n, -1)
-        out = h * graph.self_weight[:, None]
-        out = out.index_add(0, graph.target, h[graph.source] * graph.weight[:, None])
-        out = out.reshape(n_batch, n, -1)
+        out = graph.apply(self.linear(x))
         return out if self.bias is None else out + self.bias
 
 

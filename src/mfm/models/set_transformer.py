@@ -81,7 +81,13 @@ class SetTransformerVelocity(nn.Module):
         )
         self.label = nn.Embedding(n_conditions + 1, hidden) if n_conditions else None
         layer = nn.TransformerEncoderLayer(
-            hidden, n_heads, 2 * hidden, dropout, activation="gelu", batch_first=True, norm_first=True
+            hidden,
+            n_heads,
+            2 * hidden,
+            dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(
             layer, n_layers, norm=nn.LayerNorm(hidden), enable_nested_tensor=False
@@ -125,7 +131,10 @@ class SetTransformerVelocity(nn.Module):
         ``(B, n, d)`` velocities (0 on padded points).
         """
         if labels is not None and self.training and self.cfg_dropout > 0:
-            drop = torch.rand(labels.shape, generator=generator, device=labels.device) < self.cfg_dropout
+            drop = (
+                torch.rand(labels.shape, generator=generator, device=labels.device)
+                < self.cfg_dropout
+            )
             labels = torch.where(drop, self.null_label, labels)
         return self._velocity(x, t, labels, mask)
 
@@ -169,7 +178,9 @@ class SetTransformerVelocity(nn.Module):
         )
         return (1 + guidance_scale) * both[:n] - guidance_scale * both[n:]
 
-    def _velocity(self, x: Tensor, t: Tensor | float, labels: Tensor | None, mask: Tensor | None) -> Tensor:
+    def _velocity(
+        self, x: Tensor, t: Tensor | float, labels: Tensor | None, mask: Tensor | None
+    ) -> Tensor:
         """Forward pass without label dropout."""
         mask = self._check_inputs(x, labels, mask)
         x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
@@ -195,7 +206,8 @@ class SetTransformerVelocity(nn.Module):
         if mask is None:
             return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         if mask.shape != x.shape[:2] or mask.dtype != torch.bool:
-            msg = f"`mask` must be a bool tensor of shape {tuple(x.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}."
+            expected, got = tuple(x.shape[:2]), f"{mask.dtype} {tuple(mask.shape)}"
+            msg = f"`mask` must be a bool tensor of shape {expected}, got {got}."
             raise ValueError(msg)
         return mask
 
