@@ -1,0 +1,134 @@
+"""The MFM paper's synthetic letters table with our letters data.
+
+Trains FM, CGFM, MFM (k = 0, 1, 10, 50; control or noise source) on 24 letters x 10
+rotations, predicts every population, and reports W1 / W2 / MMD on train, test-X (letter X)
+and test-Y (letter Y) as mean +- std over seeds, beside the paper's values, with the wall time
+per model. ``--budget`` sets the training steps.
+
+Usage: ``python benchmarks/letters_table.py --budget 2000 --seeds 0 1 2``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+import mfm
+
+#: (method, source, knn) of the table's rows, and their names.
+MODELS = {
+    "FM": ("fm", "control", 0),
+    "FM w/N": ("fm", "noise", 0),
+    "CGFM": ("cgfm", "control", 0),
+    "CGFM w/N": ("cgfm", "noise", 0),
+    "MFM w/N (k=10)": ("mfm", "noise", 10),
+    "MFM (k=0)": ("mfm", "control", 0),
+    "MFM (k=1)": ("mfm", "control", 1),
+    "MFM (k=10)": ("mfm", "control", 10),
+    "MFM (k=50)": ("mfm", "control", 50),
+}
+#: The paper's values (Atanackovic et al. 2024, synthetic letters): W1, W2, MMD.
+PAPER = {
+    ("MFM (k=10)", "train"): (0.088, 0.109, 0.21e-3),
+    ("MFM (k=10)", "test X"): (0.201, 0.248, 2.20e-3),
+    ("MFM (k=10)", "test Y"): (0.208, 0.252, 3.55e-3),
+    ("CGFM", "train"): (0.090, 0.113, 0.25e-3),
+    ("CGFM", "test X"): (0.334, 0.407, 5.55e-3),
+    ("CGFM", "test Y"): (0.327, 0.405, 6.85e-3),
+    ("FM", "train"): (0.209, 0.277, 2.54e-3),
+    ("FM", "test X"): (0.234, 0.309, 2.45e-3),
+    ("FM", "test Y"): (0.238, 0.316, 3.32e-3),
+}
+
+
+def letters_adata(n_points: int, seed: int):
+    adata = mfm.datasets.letters(n_points=n_points, random_state=seed)
+    mfm.pp.populations(
+        adata, sample_key=["letter", "rotation"], condition_key="condition", control="source"
+    )
+    mfm.pp.split(adata, by="letter", val=["X"], test=["Y"])
+    return adata
+
+
+def evaluate_model(adata, name: str, args, seed: int) -> pd.DataFrame:
+    method, source, knn = MODELS[name]
+    start = time.perf_counter()
+    model = mfm.tl.fit(
+        adata,
+        method=method,
+        source=source,
+        knn=knn,
+        max_steps=args.budget,
+        progress=False,
+        random_state=seed,
+    )
+    seconds = time.perf_counter() - start
+    table = adata.uns["mfm"]["populations"]
+    targets = table.index[table["condition"] == "target"]
+    train = targets[table.loc[targets, "split"] == "train"][:: args.train_every]
+    chosen = list(train) + list(targets[table.loc[targets, "split"] != "train"])
+    pred = mfm.tl.predict(adata, model, populations=chosen, solver=args.solver, n_steps=args.n_steps)
+    result = mfm.tl.evaluate(adata, pred, metrics=("w1", "w2", "mmd"), max_cells=args.max_cells)
+    result["set"] = result["split"].map({"train": "train", "val": "test X", "test": "test Y"})
+    result["model"], result["seed"], result["seconds"] = name, seed, seconds
+    print(f"{name} seed {seed}: {seconds:.0f} s", flush=True)
+    return result
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    per_seed = results.groupby(["model", "set", "seed"])[["w1", "w2", "mmd", "seconds"]].mean()
+    grouped = per_seed.groupby(["model", "set"])
+    mean, std = grouped.mean(), grouped.std().fillna(0.0)
+    rows = []
+    for (model, subset), row in mean.iterrows():
+        paper = PAPER.get((model, subset))
+        cell = lambda m, f: f"{row[m]:{f}} +- {std.loc[(model, subset), m]:{f}}"  # noqa: E731
+        rows.append(
+            {
+                "model": model,
+                "set": subset,
+                "W1": cell("w1", ".3f"),
+                "W2": cell("w2", ".3f"),
+                "MMD": cell("mmd", ".2e"),
+                "paper W1/W2/MMD": "" if paper is None else f"{paper[0]}/{paper[1]}/{paper[2]:.2e}",
+                "train s": f"{row['seconds']:.0f}",
+            }
+        )
+    order = {name: i for i, name in enumerate(MODELS)}
+    return pd.DataFrame(rows).sort_values(["model", "set"], key=lambda s: s.map(order).fillna(s))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=2000, help="training steps per model")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--n-points", type=int, default=1000)
+    parser.add_argument("--max-cells", type=int, default=1000)
+    parser.add_argument("--train-every", type=int, default=12, help="evaluate every k-th train pop")
+    parser.add_argument("--solver", default="dopri5")
+    parser.add_argument("--n-steps", type=int, default=None)
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        adata = letters_adata(args.n_points, seed)
+        results += [evaluate_model(adata, name, args, seed) for name in args.models]
+    table = summarise(pd.concat(results))
+    print(f"\nletters, {args.budget} steps per model, seeds {args.seeds}, CPU\n")
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

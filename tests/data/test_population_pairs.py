@@ -1,0 +1,78 @@
+"""`mfm.data.PopulationPairs`: pairing, and the cells its sampler draws."""
+
+import numpy as np
+import pytest
+import torch
+
+from mfm.data import PopulationBatch, PopulationPairs
+
+# Two samples: populations 0 (control, 10 cells), 1 (drugA, 12), 2 (drugB, 3); 3 (control, 4), 4
+# (drugA, 6). Feature 0 of a cell is its population index, feature 1 its row, feature 2 a constant.
+SIZES = [10, 12, 3, 4, 6]
+NAMES = ["s0|control", "s0|drugA", "s0|drugB", "s1|control", "s1|drugA"]
+
+
+@pytest.fixture
+def pairs() -> PopulationPairs:
+    population = np.repeat(np.arange(len(SIZES)), SIZES)
+    rows = np.arange(len(population))
+    x = np.stack([population, rows, np.full(len(rows), 7.0)], axis=1).astype(np.float32)
+    starts = np.cumsum([0, *SIZES[:-1]])
+    cells = [np.arange(s, s + n) for s, n in zip(starts, SIZES, strict=True)]
+    return PopulationPairs(
+        x=x,
+        cells=cells,
+        names=NAMES,
+        source=np.array([0, 0, 0, 3, 3]),
+        treatment=np.array([-1, 0, 1, -1, 0]),
+        treatments=["drugA", "drugB"],
+    )
+
+
+def test_pairs_and_cells(pairs):
+    assert pairs.n_features == 3
+    np.testing.assert_array_equal(pairs.pairs(), [1, 2, 4])
+    np.testing.assert_array_equal(pairs.pairs(np.array([0, 1, 3, 4])), [1, 4])
+    np.testing.assert_array_equal(pairs.population_cells(2)[:, 0], [2, 2, 2])
+
+
+def test_lengths_must_match(pairs):
+    with pytest.raises(ValueError, match="one entry per population"):
+        PopulationPairs(pairs.x, pairs.cells, NAMES[:4], pairs.source, pairs.treatment, [])
+
+
+def test_sample_shapes_and_values(pairs):
+    chosen = np.array([1, 4, 1, 2])
+    batch = pairs.sample(chosen, 5, np.random.default_rng(0))
+    assert isinstance(batch, PopulationBatch)
+    assert batch.source.shape == batch.target.shape == (4, 5, 3)
+    assert batch.source.dtype == batch.target.dtype == torch.float32
+    assert batch.source_index.dtype == batch.treatment.dtype == torch.long
+    np.testing.assert_array_equal(batch.source_index, [0, 3, 0, 0])
+    np.testing.assert_array_equal(batch.treatment, [0, 0, 0, 1])
+    # every drawn row comes from the right population: feature 0 is the population index
+    np.testing.assert_array_equal(batch.source[..., 0], np.repeat([[0], [3], [0], [0]], 5, 1))
+    np.testing.assert_array_equal(batch.target[..., 0], np.repeat(chosen[:, None], 5, 1))
+    # and is a real row of x
+    x = torch.as_tensor(pairs.x)
+    for cells in (batch.source, batch.target):
+        np.testing.assert_array_equal(cells, x[cells[..., 1].long()])
+
+
+def test_replacement_only_for_small_populations(pairs):
+    batch = pairs.sample(np.array([1, 2, 4]), 5, np.random.default_rng(1))
+    rows = batch.target[..., 1].numpy()
+    assert len(set(rows[0])) == 5  # 12 cells: without replacement
+    assert len(set(rows[1])) <= 3  # 3 cells: with replacement
+    assert set(rows[1]) <= {22.0, 23.0, 24.0}
+    assert len(set(batch.source[1, :, 1].numpy())) == 5  # the control has 10 cells
+    assert len(set(batch.source[2, :, 1].numpy())) <= 4  # the s1 control has 4
+
+
+def test_sample_is_deterministic(pairs):
+    first = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(3))
+    second = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(3))
+    other = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(4))
+    torch.testing.assert_close(first.source, second.source)
+    torch.testing.assert_close(first.target, second.target)
+    assert not torch.equal(first.target, other.target)

@@ -1,0 +1,131 @@
+"""`MetaFlowObjective`: exact losses of known velocities, and FM learning a constant shift."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import mfm
+from mfm.flows import LossOutput, MetaFlowObjective
+from mfm.models import GCNConditioner, MetaFlowNet, NullConditioner
+
+SHIFT = torch.tensor([1.5, -1.0, 0.5, 0.0], dtype=torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny matmuls: extra threads only add contention on a busy machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ConstantVelocity(nn.Module):
+    """The exact velocity ``v = c`` of the translation ``x -> x + c``, in MetaFlowNet's API."""
+
+    def __init__(self, shift):
+        super().__init__()
+        self.conditioner = NullConditioner()
+        self.register_buffer("shift", shift)
+
+    def embed(self, cells, population):
+        return self.conditioner(cells, population)
+
+    def condition(self, embedding, treatment):
+        return embedding
+
+    def forward(self, x, t, condition):
+        return self.shift.expand_as(x)
+
+
+def _clouds(batch=3, n=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, n, 4, generator=generator, dtype=torch.float64)
+
+
+def _loss(objective, source, target, generator=None):
+    codes = torch.zeros(len(source), dtype=torch.long)
+    return objective(source, target, codes, codes, generator)
+
+
+@pytest.mark.parametrize("coupling", ["independent", "ot"])
+def test_exact_velocity_has_zero_loss(coupling):
+    source = _clouds()
+    out = _loss(MetaFlowObjective(ConstantVelocity(SHIFT), coupling=coupling), source, source + SHIFT)
+    assert isinstance(out, LossOutput)
+    assert out.loss.item() < 1e-20
+    assert out.parts == {"mse": out.loss.item()}
+
+
+def test_ot_recovers_the_translation_of_shuffled_targets():
+    """The OT pairing of a cloud with its translate is the translation, whatever the order."""
+    source = _clouds()
+    shuffled = torch.stack([c[torch.randperm(len(c))] for c in source])
+    target = shuffled + SHIFT
+    exact = ConstantVelocity(SHIFT)
+    assert _loss(MetaFlowObjective(exact, coupling="ot"), source, target).loss.item() < 1e-20
+    # independent pairs: the residual of v = c is x_perm - x, whatever the times
+    independent = _loss(MetaFlowObjective(exact), source, target).loss.item()
+    expected = (shuffled - source).square().sum(-1).mean().item()
+    assert independent == pytest.approx(expected, rel=1e-12)
+
+
+def test_noise_source_residual():
+    """With ``source="noise"``, x0 = z is the first draw of the generator: loss = |x - z|^2."""
+    source = _clouds()
+    objective = MetaFlowObjective(ConstantVelocity(SHIFT), source="noise")
+    out = _loss(objective, source, source + SHIFT, torch.Generator().manual_seed(3))
+    noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(3))
+    expected = (source - noise.double()).square().sum(-1).mean().item()
+    assert out.loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(("source", "coupling"), [("control", "ot"), ("noise", "independent")])
+def test_real_net_gives_finite_loss_and_gradients(source, coupling):
+    net = MetaFlowNet(GCNConditioner(4, hidden=8, n_layers=2, out_features=4, knn=3), 4, 2, hidden=16)
+    objective = MetaFlowObjective(net, source=source, coupling=coupling)
+    clouds = _clouds().float()
+    treatment = torch.tensor([0, 1, 0])
+    out = objective(clouds, clouds + 1, treatment, treatment, torch.Generator().manual_seed(0))
+    assert out.loss.ndim == 0
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    gcn = net.conditioner.encoder.layers[0].linear.weight.grad
+    assert gcn is not None
+    assert torch.isfinite(gcn).all()
+    assert gcn.abs().sum() > 0  # the embedding is trained with the velocity
+
+
+def _shift_adata(n_patients=2, n_cells=150, spread=0.3, seed=0) -> ad.AnnData:
+    """Control cells ~ N(0, spread^2 I); the treated cells are the same cells + SHIFT."""
+    rng = np.random.default_rng(seed)
+    shift = SHIFT.numpy().astype(np.float32)
+    blocks, rows = [], []
+    for p in range(n_patients):
+        x0 = (spread * rng.normal(size=(n_cells, 4))).astype(np.float32)
+        blocks += [x0, x0 + shift]
+        rows += [(f"P{p}", "control")] * n_cells + [(f"P{p}", "drug")] * n_cells
+    obs = pd.DataFrame(rows, columns=["patient", "treatment"])
+    obs.index = [f"cell{i}" for i in range(len(obs))]
+    return ad.AnnData(np.concatenate(blocks), obs=obs, var=pd.DataFrame(index=list("abcd")))
+
+
+@pytest.mark.parametrize("coupling", ["independent", "ot"])
+def test_fm_learns_a_constant_shift(coupling):
+    adata = _shift_adata()
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    model = mfm.tl.fit(
+        adata, method="fm", coupling=coupling, max_steps=200, lr=3e-3, hidden=32, n_layers=2,
+        batch_populations=2, cells_per_population=64, device="cpu", progress=False,
+    )  # fmt: skip
+    pred = mfm.tl.predict(adata, model, solver="euler", n_steps=10)
+    control = adata[pred.obs["source_cell"]].X
+    displacement = pred.X - control
+    shift = SHIFT.numpy()
+    np.testing.assert_allclose(displacement.mean(0), shift, atol=0.05)
+    error = np.linalg.norm(displacement - shift, axis=1)
+    assert np.median(error) < 0.1
+    assert error.max() < 0.35

@@ -1,0 +1,216 @@
+"""`mfm.tl.fit` / `mfm.tl.predict`: what they write, determinism, CGFM codes and errors."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mfm
+
+CONTROLS = ["P0|control", "P1|control", "P2|control"]
+TREATED = [f"P{p}|{d}" for p in range(3) for d in ("drugA", "drugB")]
+DRUG_A = ["P0|drugA", "P1|drugA", "P2|drugA"]
+
+
+def test_fit_before_populations(make, fit_kw):
+    with pytest.raises(KeyError, match=r"run `mfm\.pp\.populations` first"):
+        mfm.tl.fit(make(), **fit_kw)
+
+
+BAD_OPTIONS = {
+    "method": ({"method": "vae"}, "`method`"),
+    "source": ({"source": "gauss"}, "`source`"),
+    "coupling": ({"coupling": "sinkhorn"}, "`coupling`"),
+    "negative knn": ({"knn": -1}, "`knn`"),
+    "knn >= cells": ({"knn": 24, "cells_per_population": 24}, "knn=24"),
+    "max_steps": ({"max_steps": 0}, "`max_steps`"),
+    "cells_per_population": ({"cells_per_population": 1, "knn": 0}, "`cells_per_population`"),
+    "batch_populations": ({"batch_populations": 0}, "`batch_populations`"),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "match"), BAD_OPTIONS.values(), ids=BAD_OPTIONS)
+def test_bad_options(adata, fit_kw, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mfm.tl.fit(adata, **{**fit_kw, **kwargs})
+    assert sorted(adata.uns["mfm"]) == ["params", "populations"]  # nothing written
+
+
+def test_no_train_pairs(make, fit_kw):
+    adata = make()
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    mfm.pp.split(adata, by="treatment", test=["drugA", "drugB"])  # only controls train
+    with pytest.raises(ValueError, match="No treated population in the 'train' split"):
+        mfm.tl.fit(adata, **fit_kw)
+
+
+@pytest.mark.parametrize(("max_steps", "steps"), [(30, [10, 20, 30]), (25, [10, 20, 25])])
+def test_history(prepare, fit_kw, max_steps, steps):
+    adata = prepare()
+    mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps})
+    history = adata.uns["mfm"]["history"]
+    assert history.columns.tolist() == ["step", "train_loss", "val_loss", "lr"]
+    assert len(history) == math.ceil(max_steps / fit_kw["val_every"])
+    assert history["step"].tolist() == steps
+    assert np.isfinite(history[["train_loss", "val_loss", "lr"]].to_numpy()).all()
+    assert (history["train_loss"] > 0).all()
+    # no "val" populations: no validation loss
+    adata = prepare(val=())
+    mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps})
+    assert adata.uns["mfm"]["history"]["val_loss"].isna().all()
+
+
+def test_fit_params_are_plain(fitted, fit_kw):
+    adata, model = fitted("mfm")
+    params = adata.uns["mfm"]["params"]["fit"]
+    for name in ["max_steps", "hidden", "knn", "cells_per_population", "val_every"]:
+        assert params[name] == fit_kw[name]
+    assert params["method"] == "mfm"
+    assert params["random_state"] == 0
+    json.dumps(params)  # plain types only
+    assert model.config.treatments == ["drugA", "drugB"]
+    assert model.config.train_sources == ["P0|control"]
+    assert model.features == ["g0", "g1", "g2", "g3"]
+    assert model.label == "MFM"
+
+
+def test_population_embedding(fitted):
+    adata, model = fitted("mfm")
+    embedding = adata.uns["mfm"]["population_embedding"]
+    assert embedding.index.tolist() == CONTROLS  # every control, seen in training or not
+    assert embedding.columns.tolist() == [f"h{j}" for j in range(8)]
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1, rtol=1e-5)  # normalised
+    cells = adata[adata.obs["mfm_population"] == "P2|control"].X
+    np.testing.assert_allclose(embedding.loc["P2|control"], model.embed(cells, "P2|control"))
+    # predicting updates the rows of the predicted sources and keeps the others
+    adata.uns["mfm"]["population_embedding"] = embedding * 0
+    mfm.tl.predict(adata, model, populations=["P2|drugA"], solver="euler", n_steps=2)
+    after = adata.uns["mfm"]["population_embedding"]
+    assert sorted(after.index) == CONTROLS
+    np.testing.assert_allclose(after.loc["P2|control"], embedding.loc["P2|control"])
+    assert (after.loc[["P0|control", "P1|control"]] == 0).all(axis=None)
+
+
+def test_cgfm_unseen_population_gets_mean_one_hot(prepare, fit_kw):
+    adata = prepare(val=())  # P0, P1 train; P2 test
+    model = mfm.tl.fit(adata, **{**fit_kw, "method": "cgfm", "max_steps": 2})
+    assert model.config.train_sources == ["P0|control", "P1|control"]
+    embedding = adata.uns["mfm"]["population_embedding"]
+    expected = pd.DataFrame(
+        [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], index=CONTROLS, columns=["h0", "h1"]
+    )
+    np.testing.assert_array_equal(embedding.loc[CONTROLS], expected)
+    assert model.population_code("P2|control") == -1
+
+
+def test_fm_has_no_embedding(fitted):
+    adata, _ = fitted("fm")
+    assert "population_embedding" not in adata.uns["mfm"]
+
+
+def test_prediction_layout(fitted, predict_kw):
+    adata, model = fitted("mfm")
+    pred = mfm.tl.predict(adata, model, **predict_kw)
+    assert pred.shape == (6 * 60, 4)
+    assert pred.X.dtype == np.float32
+    assert np.isfinite(pred.X).all()
+    assert pred.var_names.tolist() == ["g0", "g1", "g2", "g3"]
+    assert pred.obs.columns.tolist() == [
+        "mfm_population", "mfm_source", "treatment", "patient", "source_cell",
+    ]  # fmt: skip
+    assert pred.obs_names.is_unique
+    assert isinstance(pred.obs["mfm_population"].dtype, pd.CategoricalDtype)
+    table = adata.uns["mfm"]["populations"]
+    for population, rows in pred.obs.groupby("mfm_population", observed=True):
+        assert len(rows) == 60
+        assert (rows["mfm_source"] == table.loc[population, "source"]).all()
+        assert (rows["treatment"] == table.loc[population, "condition"]).all()
+        assert (rows["patient"] == table.loc[population, "patient"]).all()
+        source = adata.obs_names[adata.obs["mfm_population"] == table.loc[population, "source"]]
+        assert rows["source_cell"].tolist() == source.tolist()
+    assert sorted(pred.obs["mfm_population"].unique()) == TREATED
+    assert pred.uns["mfm_prediction"] == {
+        "method": "MFM", "key_added": "mfm", "solver": "euler", "n_steps": 5,
+    }  # fmt: skip
+
+
+def test_obsm_only_on_control_rows(fitted, predict_kw):
+    adata, model = fitted("mfm")
+    mfm.tl.predict(adata, model, **predict_kw)  # two treatments per control: no obsm
+    assert "X_mfm" not in adata.obsm
+    pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    out = adata.obsm["X_mfm"]
+    assert out.shape == (adata.n_obs, 4)
+    is_control = (adata.obs["treatment"] == "control").to_numpy()
+    assert np.isfinite(out[is_control]).all()
+    assert np.isnan(out[~is_control]).all()
+    rows = adata.obs_names.get_indexer(pred.obs["source_cell"])
+    np.testing.assert_array_equal(out[rows], pred.X)
+
+
+def test_predict_subset_and_chunks(fitted, predict_kw):
+    adata, model = fitted("mfm")
+    full = mfm.tl.predict(adata, model, **predict_kw)
+    part = mfm.tl.predict(adata, model, populations="P1|drugB", chunk_size=7, **predict_kw)
+    assert part.obs["mfm_population"].unique().tolist() == ["P1|drugB"]
+    np.testing.assert_allclose(part.X, full[full.obs["mfm_population"] == "P1|drugB"].X, atol=1e-6)
+
+
+def test_dopri5_agrees_with_rk4(fitted):
+    adata, model = fitted("mfm")
+    adaptive = mfm.tl.predict(adata, model, populations=DRUG_A)
+    fixed = mfm.tl.predict(adata, model, populations=DRUG_A, solver="rk4", n_steps=20)
+    np.testing.assert_allclose(adaptive.X, fixed.X, atol=1e-3)
+    assert adaptive.uns["mfm_prediction"]["n_steps"] == -1
+
+
+@pytest.mark.parametrize("method", ["mfm", "cgfm", "fm"])
+def test_same_seed_same_model(prepare, fit_kw, predict_kw, method):
+    runs = []
+    for seed in [0, 0, 1]:
+        adata = prepare()
+        model = mfm.tl.fit(adata, **{**fit_kw, "method": method, "max_steps": 10}, random_state=seed)
+        pred = mfm.tl.predict(adata, model, **predict_kw)
+        runs.append((adata.uns["mfm"]["history"], pred.X))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert not np.allclose(runs[0][0]["train_loss"], runs[2][0]["train_loss"])
+    assert not np.allclose(runs[0][1], runs[2][1])
+
+
+def test_noise_source(prepare, fit_kw, predict_kw):
+    adata = prepare()
+    model = mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "source": "noise", "max_steps": 5})
+    assert model.label == "FM w/N"
+    pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    assert pred.n_obs == 3 * 60  # as many cells as the control population
+    assert (pred.obs["source_cell"] == "").all()
+    assert "X_mfm" not in adata.obsm  # predictions do not belong to control cells
+    again = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    other = mfm.tl.predict(adata, model, populations=DRUG_A, random_state=1, **predict_kw)
+    np.testing.assert_array_equal(pred.X, again.X)
+    assert not np.allclose(pred.X, other.X)
+
+
+def test_predict_errors(fitted, make, predict_kw):
+    adata, model = fitted("fm")
+    with pytest.raises(KeyError, match="P9"):
+        mfm.tl.predict(adata, model, populations=["P9|drugA"], **predict_kw)
+    with pytest.raises(ValueError, match="control populations"):
+        mfm.tl.predict(adata, model, populations=["P0|control"], **predict_kw)
+    with pytest.raises(KeyError, match=r"mfm\.pp\.populations"):
+        mfm.tl.predict(make(), model, **predict_kw)
+
+
+def test_unknown_treatment_at_predict(fitted, make, predict_kw):
+    _, model = fitted("fm")
+    adata = make(conditions=("control", "drugA", "drugC"))
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    with pytest.raises(ValueError, match=r"\['P0\|drugC', 'P1\|drugC', 'P2\|drugC'\].*not trained"):
+        mfm.tl.predict(adata, model, **predict_kw)
+    pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)  # known ones still work
+    assert pred.n_obs == 3 * 60
+    with pytest.raises(ValueError, match="'drugC' was not seen in training"):
+        model.treatment_code("drugC")

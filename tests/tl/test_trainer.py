@@ -1,0 +1,75 @@
+"""The training loop: warm-up + cosine schedule, history rows, and convergence on a toy problem."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mfm.flows import LossOutput
+from mfm.tl._trainer import TrainSettings, _warmup_cosine, train
+
+TARGET = torch.tensor([3.0, -2.0, 0.5])
+
+
+class Quadratic(nn.Module):
+    """Loss |w - TARGET|^2, minimised at w = TARGET."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(3))
+
+    def forward(self):
+        loss = (self.w - TARGET).square().sum()
+        return LossOutput(loss, {"mse": float(loss)})
+
+
+def test_warmup_cosine_values():
+    settings = TrainSettings(max_steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    factor = _warmup_cosine(settings)
+    # linear warm-up over 10 steps, then a cosine over the remaining 100 from 1 to 0.1
+    assert [factor(s) for s in range(10)] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert factor(10) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert factor(35) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert factor(110) == pytest.approx(0.1)
+    assert factor(500) == pytest.approx(0.1)  # clamped after the end
+
+
+def test_warmup_is_capped_at_a_tenth_of_training():
+    factor = _warmup_cosine(TrainSettings(max_steps=50, warmup_steps=100, min_lr_ratio=0.0))
+    assert [factor(s) for s in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    assert factor(50) == pytest.approx(0.0)
+    no_warmup = _warmup_cosine(TrainSettings(max_steps=5, warmup_steps=100))
+    assert no_warmup(0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("max_steps", "val_every"), [(30, 10), (25, 10), (7, 10), (10, 1)])
+def test_history_rows(max_steps, val_every):
+    settings = TrainSettings(max_steps=max_steps, val_every=val_every, lr=0.01, progress=False)
+    calls = []
+
+    def validate(objective):
+        calls.append(objective.training)
+        return 1.5
+
+    history = train(Quadratic(), tuple, settings, validate=validate)
+    assert len(history) == math.ceil(max_steps / val_every)
+    expected = [*range(val_every, max_steps, val_every), max_steps]
+    assert history["step"].tolist() == sorted(set(expected))
+    assert (history["val_loss"] == 1.5).all()
+    assert calls == [False] * len(history)  # validated in eval mode
+    # the lr column follows the schedule
+    factor = _warmup_cosine(settings)
+    np.testing.assert_allclose(history["lr"], [0.01 * factor(s) for s in history["step"]])
+
+
+def test_quadratic_converges():
+    objective = Quadratic()
+    settings = TrainSettings(max_steps=300, lr=0.1, val_every=50, progress=False)
+    history = train(objective, tuple, settings)
+    torch.testing.assert_close(objective.w.detach(), TARGET, atol=1e-2, rtol=0)
+    assert history["val_loss"].isna().all()
+    assert history["train_loss"].iloc[-1] < 1e-3 < history["train_loss"].iloc[0]
+    assert not objective.training  # left in eval mode
