@@ -70,7 +70,9 @@ def evaluate_model(adata, name: str, args, seed: int) -> pd.DataFrame:
     targets = table.index[table["condition"] == "target"]
     train = targets[table.loc[targets, "split"] == "train"][:: args.train_every]
     chosen = list(train) + list(targets[table.loc[targets, "split"] != "train"])
-    pred = mfm.tl.predict(adata, model, populations=chosen, solver=args.solver, n_steps=args.n_steps)
+    pred = mfm.tl.predict(
+        adata, model, populations=chosen, solver=args.solver, n_steps=args.n_steps
+    )
     result = mfm.tl.evaluate(adata, pred, metrics=("w1", "w2", "mmd"), max_cells=args.max_cells)
     result["set"] = result["split"].map({"train": "train", "val": "test X", "test": "test Y"})
     result["model"], result["seed"], result["seconds"] = name, seed, seconds
@@ -85,14 +87,14 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, subset), row in mean.iterrows():
         paper = PAPER.get((model, subset))
-        cell = lambda m, f: f"{row[m]:{f}} +- {std.loc[(model, subset), m]:{f}}"  # noqa: E731
+        spread = std.loc[(model, subset)]
         rows.append(
             {
                 "model": model,
                 "set": subset,
-                "W1": cell("w1", ".3f"),
-                "W2": cell("w2", ".3f"),
-                "MMD": cell("mmd", ".2e"),
+                "W1": f"{row['w1']:.3f} +- {spread['w1']:.3f}",
+                "W2": f"{row['w2']:.3f} +- {spread['w2']:.3f}",
+                "MMD": f"{row['mmd']:.2e} +- {spread['mmd']:.2e}",
                 "paper W1/W2/MMD": "" if paper is None else f"{paper[0]}/{paper[1]}/{paper[2]:.2e}",
                 "train s": f"{row['seconds']:.0f}",
             }

@@ -16,10 +16,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-import mfm  # noqa: E402
+import mfm
 
 logger = logging.getLogger("mfm.demo")
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         random_state=args.seed,
     )
-    print(summary.to_string(float_format="{:.4g}".format))  # noqa: T201 - the demo's result for the user
-    print(f"\nwrote {args.out / 'mfm_demo.h5ad'} and {args.out / 'mfm_demo.png'}")  # noqa: T201
+    print(summary.to_string(float_format="{:.4g}".format))
+    print(f"\nwrote {args.out / 'mfm_demo.h5ad'} and {args.out / 'mfm_demo.png'}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ CONDITION = "condition"
 N_CELLS = "n_cells"
 SOURCE = "source"
 SPLIT = "split"
+#: Columns of the history (``uns[key]['history']``) and metrics (``uns[key]['metrics']``) tables.
+STEP, TRAIN_LOSS, VAL_LOSS, LR = "step", "train_loss", "val_loss", "lr"
+METHOD = "method"
+#: Entry of ``uns[key]['params']`` naming the feature representation.
+USE_REP = "use_rep"
 #: Split labels.
 TRAIN, VAL, TEST = "train", "val", "test"
 SPLITS = (TRAIN, VAL, TEST)

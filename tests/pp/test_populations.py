@@ -157,9 +157,7 @@ def test_errors_leave_adata_unchanged(adata, mutate, kwargs, error, match):
         mfm.pp.populations(adata, **{**KW, **kwargs})
     pd.testing.assert_frame_equal(adata.obs, before.obs)
     assert list(adata.uns) == list(before.uns) == ["mfm"]
-    pd.testing.assert_frame_equal(
-        adata.uns["mfm"]["populations"], before.uns["mfm"]["populations"]
-    )
+    pd.testing.assert_frame_equal(adata.uns["mfm"]["populations"], before.uns["mfm"]["populations"])
     assert adata.uns["mfm"]["params"] == before.uns["mfm"]["params"]
 
 
@@ -180,5 +178,9 @@ def test_h5ad_round_trip(make, tmp_path):
     pd.testing.assert_series_equal(back.obs["mfm_population"], adata.obs["mfm_population"])
     params = back.uns["mfm"]["params"]
     assert list(params.pop("sample_key")) == ["patient", "replicate"]
-    assert params == {"condition_key": "treatment", "control": "control", "use_rep": "X",
-                      "min_cells": 6}  # fmt: skip
+    assert params == {
+        "condition_key": "treatment",
+        "control": "control",
+        "use_rep": "X",
+        "min_cells": 6,
+    }

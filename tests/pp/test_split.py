@@ -128,4 +128,8 @@ def test_h5ad_round_trip(adata, tmp_path):
     back = ad.read_h5ad(tmp_path / "a.h5ad")
     pd.testing.assert_frame_equal(back.uns["mfm"]["populations"], adata.uns["mfm"]["populations"])
     split = back.uns["mfm"]["params"]["split"]
-    assert {k: list(v) for k, v in split.items()} == {"by": ["patient"], "test": ["P2"], "val": ["P1"]}
+    assert {k: list(v) for k, v in split.items()} == {
+        "by": ["patient"],
+        "test": ["P2"],
+        "val": ["P1"],
+    }

@@ -43,7 +43,8 @@ def make_adata(
 ) -> AnnData:
     """``n_patients`` x ``conditions`` x ``n_cells`` cells x 4 features, cells ordered by patient
     then condition; obs: patient (P0, P1, ...), treatment. Each patient has its own offset. With
-    ``exact``, the treated cells are the patient's control cells shifted by ``SHIFTS``."""
+    ``exact``, the treated cells are the patient's control cells shifted by ``SHIFTS``; conditions
+    missing from ``SHIFTS`` (e.g. an unseen "drugC") shift every feature by 0.5."""
     rng = np.random.default_rng(seed)
     blocks, rows = [], []
     for p in range(n_patients):

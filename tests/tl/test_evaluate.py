@@ -33,8 +33,9 @@ def test_table(adata):
 def test_identity_w1_is_the_control_treated_distance(adata):
     table = mfm.tl.evaluate(adata, mfm.tl.baseline(adata), metrics=("w1", "w2", "mmd"))
     for row in table.itertuples():
-        control, treated = _cells(adata, row.population.split("|")[0] + "|control"), _cells(
-            adata, row.population
+        control, treated = (
+            _cells(adata, row.population.split("|")[0] + "|control"),
+            _cells(adata, row.population),
         )
         assert row.w1 == pytest.approx(mfm.metrics.w1(control, treated), rel=1e-9)
         assert row.w2 == pytest.approx(mfm.metrics.w2(control, treated), rel=1e-9)
@@ -80,7 +81,9 @@ def test_accumulates_methods(fitted, predict_kw):
     first = mfm.tl.evaluate(adata, mfm.tl.baseline(adata), metrics=("w1",))
     mfm.tl.evaluate(adata, mfm.tl.baseline(adata, method="mean_shift"), metrics=("w1",))
     mfm.tl.evaluate(adata, mfm.tl.predict(adata, model, **predict_kw), metrics=("w1",))
-    again = mfm.tl.evaluate(adata, mfm.tl.baseline(adata, populations=["P0|drugA"]), metrics=("w1",))
+    again = mfm.tl.evaluate(
+        adata, mfm.tl.baseline(adata, populations=["P0|drugA"]), metrics=("w1",)
+    )
     metrics = adata.uns["mfm"]["metrics"]
     assert metrics["method"].value_counts().to_dict() == {"identity": 6, "mean_shift": 6, "FM": 6}
     assert not metrics.duplicated(["method", "population"]).any()
@@ -115,8 +118,12 @@ def test_evaluate_errors(adata, make):
 def test_baseline_layout(adata):
     pred = mfm.tl.baseline(adata, populations=["P2|drugB"])
     assert pred.obs.columns.tolist() == [
-        "mfm_population", "mfm_source", "treatment", "patient", "source_cell",
-    ]  # fmt: skip
+        "mfm_population",
+        "mfm_source",
+        "treatment",
+        "patient",
+        "source_cell",
+    ]
     np.testing.assert_array_equal(pred.X, _cells(adata, "P2|control"))
     assert pred.uns["mfm_prediction"] == {"method": "identity", "key_added": "mfm"}
 
@@ -140,8 +147,12 @@ def test_h5ad_round_trip_of_every_output(fitted, predict_kw, tmp_path):
     mfm.tl.evaluate(adata, pred)
     mfm.tl.evaluate(adata, mfm.tl.baseline(adata))
     assert sorted(adata.uns["mfm"]) == [
-        "history", "metrics", "params", "population_embedding", "populations",
-    ]  # fmt: skip
+        "history",
+        "metrics",
+        "params",
+        "population_embedding",
+        "populations",
+    ]
     assert "X_mfm" in adata.obsm
     adata.write_h5ad(tmp_path / "adata.h5ad")
     pred.write_h5ad(tmp_path / "pred.h5ad")

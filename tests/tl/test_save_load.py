@@ -32,8 +32,10 @@ def test_directory_holds_plain_files(fitted, tmp_path):
     _, model = fitted("mfm")
     model.save(tmp_path)  # an existing empty directory is fine
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "features.json", "weights.pt",
-    ]  # fmt: skip
+        "config.json",
+        "features.json",
+        "weights.pt",
+    ]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config == {"model": "MetaFlowModel", "config": dataclasses.asdict(model.config)}
     assert MetaFlowConfig(**config["config"]) == model.config

@@ -22,7 +22,7 @@ class Quadratic(nn.Module):
 
     def forward(self):
         loss = (self.w - TARGET).square().sum()
-        return LossOutput(loss, {"mse": float(loss)})
+        return LossOutput(loss, {"mse": float(loss.detach())})
 
 
 def test_warmup_cosine_values():

@@ -108,12 +108,11 @@ class PopulationPairs:
         sources = self.source[pairs]
         source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
         target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
-        as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
         return PopulationBatch(
-            source=as_tensor(self.x[source_rows], torch.float32),
-            target=as_tensor(self.x[target_rows], torch.float32),
-            source_index=as_tensor(sources, torch.long),
-            treatment=as_tensor(self.treatment[pairs], torch.long),
+            source=torch.as_tensor(self.x[source_rows], device=device),
+            target=torch.as_tensor(self.x[target_rows], device=device),
+            source_index=torch.as_tensor(sources, dtype=torch.long, device=device),
+            treatment=torch.as_tensor(self.treatment[pairs], dtype=torch.long, device=device),
         )
 
     @staticmethod

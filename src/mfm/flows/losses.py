@@ -87,7 +87,9 @@ class MetaFlowObjective(nn.Module):
         condition = self.net.condition(self.net.embed(source, population), treatment)
         x0 = source
         if self.source == "noise":
-            x0 = torch.randn(source.shape, generator=generator, device=source.device)
+            x0 = torch.randn(
+                source.shape, generator=generator, device=source.device, dtype=source.dtype
+            )
         pair = ot_coupling if self.coupling == "ot" else independent_coupling
         x0, x1 = pair(x0, target)
         t = torch.rand(batch * n, generator=generator, device=source.device, dtype=source.dtype)

@@ -10,7 +10,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._keys import CONDITION, SOURCE, Keys
+from .._keys import CONDITION, SOURCE, USE_REP, Keys
 from .._utils import get_features
 from ._utils import (
     GREY,
@@ -24,7 +24,6 @@ from ._utils import (
 )
 
 #: Parameter of ``uns[key]['params']`` naming the features the model was trained on.
-USE_REP = "use_rep"
 
 
 def predictions(

@@ -14,11 +14,7 @@ from matplotlib.figure import Figure
 from scanpy.plotting.palettes import default_20, default_102
 
 from .._checks import check_uns
-
-#: Columns of ``uns[key]['history']`` (written by ``mfm.tl.fit``).
-STEP, TRAIN_LOSS, VAL_LOSS = "step", "train_loss", "val_loss"
-#: Column of ``uns[key]['metrics']`` naming the method (written by ``mfm.tl.evaluate``).
-METHOD = "method"
+from .._keys import METHOD, STEP, TRAIN_LOSS, VAL_LOSS  # noqa: F401 - re-exported to pl modules
 
 #: The verbs that write what ``pl`` reads, named in error messages.
 POPULATIONS_VERB = "mfm.pp.populations"

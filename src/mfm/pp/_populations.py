@@ -92,7 +92,7 @@ def populations(
             "sample_key": sample_keys,
             "condition_key": condition_key,
             "control": str(control),
-            "use_rep": "X" if use_rep is None else use_rep,
+            K.USE_REP: "X" if use_rep is None else use_rep,
             "min_cells": int(min_cells),
         },
     }

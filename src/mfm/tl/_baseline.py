@@ -58,7 +58,7 @@ def baseline(
         pairs.population_cells(pairs.source[t]) + shifts[pairs.treatment[t]] for t in targets
     ]
     pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, True)
-    pred.uns[K.PREDICTION_UNS] = {"method": method, "key_added": key_added}
+    pred.uns[K.PREDICTION_UNS] = {K.METHOD: method, "key_added": key_added}
     logger.info("%s baseline for %d populations", method, len(targets))
     return pred
 

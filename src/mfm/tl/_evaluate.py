@@ -56,7 +56,7 @@ def evaluate(
     keys = K.Keys(key_added)
     pairs, table, features = population_pairs(adata, keys)
     _check_prediction(pred, features, keys)
-    method = str(pred.uns.get(K.PREDICTION_UNS, {}).get("method", "prediction"))
+    method = str(pred.uns.get(K.PREDICTION_UNS, {}).get(K.METHOD, "prediction"))
     sample_keys = list(adata.uns[keys.uns][keys.params]["sample_key"])
     index = {name: i for i, name in enumerate(pairs.names)}
     labels = pred.obs[keys.obs_population].astype(str).to_numpy()
@@ -74,7 +74,7 @@ def evaluate(
         )
         rows.append(
             {
-                "method": method,
+                K.METHOD: method,
                 K.POPULATION: population,
                 K.CONDITION: info[K.CONDITION],
                 K.SPLIT: str(info[K.SPLIT]),
@@ -109,8 +109,8 @@ def _store(adata: AnnData, keys: K.Keys, result: pd.DataFrame) -> None:
     """Replace rows of the same (method, population) in ``uns[key]['metrics']``."""
     previous = adata.uns[keys.uns].get(keys.metrics)
     if previous is not None:
-        same = previous.set_index(["method", K.POPULATION]).index.isin(
-            result.set_index(["method", K.POPULATION]).index
+        same = previous.set_index([K.METHOD, K.POPULATION]).index.isin(
+            result.set_index([K.METHOD, K.POPULATION]).index
         )
         result = pd.concat([previous[~same], result], ignore_index=True)
     adata.uns[keys.uns][keys.metrics] = result.reset_index(drop=True)

@@ -135,7 +135,7 @@ def fit(
         hidden=hidden,
         n_layers=n_layers,
         cells_per_population=cells_per_population,
-        use_rep=params["use_rep"],
+        use_rep=params[K.USE_REP],
         sample_key=list(params["sample_key"]),
         condition_key=params["condition_key"],
         control=params["control"],

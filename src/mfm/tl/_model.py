@@ -166,8 +166,9 @@ class MetaFlowModel(BaseModel):
         Parameters
         ----------
         cells
-            ``(n, d)`` control cells; more than ``cells_per_population`` are subsampled
-            (with ``random_state``), as in training.
+            ``(n, d)`` control cells; ``cells_per_population`` of them are drawn (with
+            ``random_state``) exactly as in training: without replacement from larger
+            populations, with replacement from smaller ones.
         population
             Population id (used by CGFM only).
         random_state
@@ -178,8 +179,9 @@ class MetaFlowModel(BaseModel):
         ``(e,)`` embedding (empty for FM).
         """
         n = self.config.cells_per_population
-        if len(cells) > n:
-            cells = cells[as_numpy_rng(random_state).choice(len(cells), n, replace=False)]
+        if len(cells) != n:
+            draw = as_numpy_rng(random_state).choice(len(cells), n, replace=len(cells) < n)
+            cells = cells[draw]
         x = torch.as_tensor(cells, dtype=torch.float32, device=self.device)[None]
         code = torch.tensor([self.population_code(population)], device=self.device)
         self.module.eval()

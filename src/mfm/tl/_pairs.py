@@ -42,7 +42,8 @@ def population_pairs(
     The pairs, the populations table and the feature names.
     """
     table, params = populations_table(adata, keys)
-    x, features = get_features(adata, None if params["use_rep"] == "X" else params["use_rep"])
+    use_rep = params[K.USE_REP]
+    x, features = get_features(adata, None if use_rep == "X" else use_rep)
     labels = adata.obs[keys.obs_population].astype(str).to_numpy()
     rows_of = pd.Series(np.arange(len(labels))).groupby(labels).apply(np.asarray)
     names = table.index.astype(str).tolist()

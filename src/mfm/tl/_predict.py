@@ -107,7 +107,7 @@ def predict(
     from_cells = model.config.source == "control"
     pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, from_cells)
     pred.uns[K.PREDICTION_UNS] = {
-        "method": model.label,
+        K.METHOD: model.label,
         "key_added": key_added,
         "solver": solver,
         "n_steps": -1 if n_steps is None else int(n_steps),
@@ -200,6 +200,7 @@ def write_prediction(
     """Set ``obsm['X_{key}']`` when every control population has one predicted treatment."""
     sources = pairs.source[targets]
     if not from_cells or len(np.unique(sources)) != len(sources):
+        adata.obsm.pop(keys.obsm_prediction, None)  # an earlier prediction would be stale
         return
     out = np.full(pairs.x.shape, np.nan, dtype=np.float32)
     for source, x in zip(sources, predicted, strict=True):

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import _keys as K
+
 logger = logging.getLogger(__name__)
 
 
@@ -139,10 +141,10 @@ def _history_row(
         with torch.no_grad():
             val_loss = float(validate(objective))
     return {
-        "step": step,
-        "train_loss": float(np.mean(running)),
-        "val_loss": val_loss,
-        "lr": float(scheduler.get_last_lr()[0]),
+        K.STEP: step,
+        K.TRAIN_LOSS: float(np.mean(running)),
+        K.VAL_LOSS: val_loss,
+        K.LR: float(scheduler.get_last_lr()[0]),
     }
 
 

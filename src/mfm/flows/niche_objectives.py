@@ -1,0 +1,458 @@
+r"""Wasserstein flow matching objectives for niches: point clouds and Gaussians (Bures-Wasserstein).
+
+Both objectives take a padded batch of niches ``x1`` ``(B, n, d)`` with its ``(B, n)`` bool mask
+and the ``(B,)`` labels (condition codes), draw one noise cloud per niche with the same number of
+points, and return a :class:`~mfm.flows.LossOutput`:
+
+- :class:`PointCloudObjective`: the WFM point-cloud loss (Haviv et al., ICML 2025), noise points
+  mapped to niche points by entropic OT (:func:`~mfm.flows.point_clouds.wfm_path`);
+- :class:`BuresWassersteinObjective`: each cloud summarised by its Gaussian ``N(m, S)``, the flow
+  regresses the Bures-Wasserstein geodesic velocity ``(v_m, S_v)``
+  (:mod:`mfm.flows.bures_wasserstein`).
+
+:func:`generate_gaussians` integrates a learned Gaussian velocity; point clouds are generated with
+:func:`~mfm.flows.point_clouds.generate_clouds`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_positive_int
+from ..models.mlp import VelocityMLP
+from . import bures_wasserstein as bw
+from .losses import LossOutput
+from .point_clouds import NoiseKind, TargetMode, masked_mse, sample_noise_clouds, wfm_path
+
+if TYPE_CHECKING:
+    from ..models import SetTransformerVelocity
+
+__all__ = [
+    "BuresWassersteinObjective",
+    "GaussianVelocity",
+    "PointCloudObjective",
+    "generate_gaussians",
+]
+
+#: ``velocity_fn(m (B, d), S (B, d, d), t (B,), cond) -> (v_m (B, d), S_v (B, d, d))``.
+GaussianVelocityFn = Callable[[Tensor, Tensor, Tensor, Any], tuple[Tensor, Tensor]]
+
+
+class _NoiseSource(nn.Module):
+    """Noise clouds of :func:`~mfm.flows.point_clouds.sample_noise_clouds` with stored moments."""
+
+    def __init__(self, noise: NoiseKind, mean: Tensor | None, cov: Tensor | None) -> None:
+        super().__init__()
+        self.noise = noise
+        # Buffers follow the module across devices (and DDP broadcasts them).
+        self.register_buffer("noise_mean", mean)
+        self.register_buffer("noise_cov", cov)
+
+    def noise_clouds(
+        self, like: Tensor, mask: Tensor | None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``(B, n, d)`` noise clouds shaped as ``like``, 0 on padding.
+
+        Parameters
+        ----------
+        like
+            ``(B, n, d)`` clouds: only their shape, dtype and device are used.
+        mask
+            ``(B, n)`` bool, True on valid points, or ``None``.
+        generator
+            Torch generator on ``like``'s device.
+
+        Returns
+        -------
+        The noise clouds.
+        """
+        return sample_noise_clouds(
+            like,
+            mask,
+            kind=self.noise,
+            mean=self.noise_mean,
+            cov=self.noise_cov,
+            generator=generator,
+        )
+
+
+class PointCloudObjective(_NoiseSource):
+    r"""Wasserstein flow matching loss on point clouds, conditioned on a label per cloud.
+
+    For niches :math:`x_1` and noise clouds :math:`x_0` of the same sizes, entropic OT maps
+    :math:`T` (:func:`~mfm.flows.point_clouds.entropic_ot_targets`) and
+    :math:`t \sim U(0, 1)` per cloud:
+
+    .. math:: x_t = (1 - t) x_0 + t T(x_0), \qquad
+              \mathcal L = \frac1B \sum_b \frac1{n_b} \sum_{i \text{ valid}} \frac1d
+              \lVert v_\theta(x_t, t \mid c_b)_i - (T(x_0)_i - x_{0,i}) \rVert^2
+
+    with labels dropped to the null label at the velocity's ``cfg_dropout`` rate.
+
+    Parameters
+    ----------
+    net
+        The velocity :class:`~mfm.models.SetTransformerVelocity`.
+    noise
+        ``"gaussian"`` (:math:`N(0, I)` points) or ``"chol_normal"`` (points of
+        :math:`N(m, \Sigma)` with ``noise_mean``, ``noise_cov``).
+    noise_mean
+        ``(d,)`` mean ``m`` (``"chol_normal"`` only).
+    noise_cov
+        ``(d, d)`` SPD covariance ``Σ`` (``"chol_normal"`` only).
+    reg
+        Entropic regularisation, relative to each cloud's mean cost.
+    n_iter
+        Sinkhorn iterations.
+    mode
+        ``"matching"`` (a permutation) or ``"barycentric"`` (barycentric projection).
+    """
+
+    def __init__(
+        self,
+        net: SetTransformerVelocity,
+        *,
+        noise: NoiseKind = "gaussian",
+        noise_mean: Tensor | None = None,
+        noise_cov: Tensor | None = None,
+        reg: float = 0.01,
+        n_iter: int = 200,
+        mode: TargetMode = "matching",
+    ) -> None:
+        super().__init__(noise, noise_mean, noise_cov)
+        self.net, self.reg, self.n_iter, self.mode = net, reg, n_iter, mode
+
+    def forward(
+        self,
+        x1: Tensor,
+        mask: Tensor,
+        labels: Tensor | None,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        """Loss of one batch of niches.
+
+        Parameters
+        ----------
+        x1
+            ``(B, n, d)`` niches, padded.
+        mask
+            ``(B, n)`` bool, True on valid points.
+        labels
+            ``(B,)`` condition codes, or ``None`` (unconditional velocity).
+        generator
+            Torch generator of the noise, the times and the label dropout.
+
+        Returns
+        -------
+        The masked mean squared error (part ``"mse"``).
+        """
+        x0 = self.noise_clouds(x1, mask, generator)
+        t = torch.rand(len(x1), generator=generator, dtype=x1.dtype, device=x1.device)
+        path = wfm_path(x0, x1, mask, t, reg=self.reg, n_iter=self.n_iter, mode=self.mode)
+        predicted = self.net(path.x_t, t, labels, mask, generator=generator)
+        loss = masked_mse(predicted, path.dx_t, mask)
+        return LossOutput(loss, {"mse": float(loss.detach())})
+
+
+class GaussianVelocity(nn.Module):
+    r"""Velocity :math:`(v_m, S_v)(m, S, t \mid c)` on the Bures-Wasserstein manifold.
+
+    A :class:`~mfm.models.VelocityMLP` on the flattened Gaussian
+    :math:`z = [m, \operatorname{vech}(S)]` (upper triangle, off-diagonal entries times
+    :math:`\sqrt 2` so that :math:`\lVert\operatorname{vech}(S)\rVert = \lVert S\rVert_F`),
+    conditioned on the one-hot of the label (``n_conditions + 1`` entries: the last is the null
+    label of classifier-free guidance). Its output is read as :math:`[v_m,
+    \operatorname{vech}(S_v)]`, so :math:`S_v` is symmetric by construction.
+
+    Parameters
+    ----------
+    features
+        Dimension ``d`` of the Gaussians.
+    n_conditions
+        Number of labels; ``0`` for an unconditional velocity.
+    hidden
+        Width of the MLP.
+    n_layers
+        Hidden layers of the MLP.
+    time_features
+        Size of the time embedding.
+    cfg_dropout
+        Probability of replacing a label by the null label in training mode.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        n_conditions: int = 0,
+        hidden: int = 256,
+        n_layers: int = 4,
+        time_features: int = 32,
+        cfg_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check_positive_int("features", features)
+        check_positive_int("n_conditions", n_conditions, minimum=0)
+        if not 0.0 <= cfg_dropout <= 1.0:
+            msg = f"`cfg_dropout` must be a probability in [0, 1], got {cfg_dropout!r}."
+            raise ValueError(msg)
+        self.features, self.n_conditions, self.cfg_dropout = features, n_conditions, cfg_dropout
+        n_cond = n_conditions + 1 if n_conditions else 0
+        size = features + features * (features + 1) // 2
+        self.mlp = VelocityMLP(
+            size, n_cond, hidden=hidden, n_layers=n_layers, time_features=time_features
+        )
+        rows, cols = torch.triu_indices(features, features)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+
+    @property
+    def null_label(self) -> int:
+        """Index of the null (unconditional) label: ``n_conditions``."""
+        return self.n_conditions
+
+    def forward(
+        self,
+        m: Tensor,
+        S: Tensor,
+        t: Tensor,
+        labels: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Velocity at ``N(m, S)``; in training mode labels are dropped with ``cfg_dropout``.
+
+        Parameters
+        ----------
+        m
+            ``(B, d)`` means.
+        S
+            ``(B, d, d)`` covariances.
+        t
+            ``(B,)`` times or a scalar.
+        labels
+            ``(B,)`` integer labels in ``[0, n_conditions]``, or ``None`` (null label).
+        generator
+            Torch generator of the label dropout.
+
+        Returns
+        -------
+        ``(v_m, S_v)`` of shapes ``(B, d)`` and ``(B, d, d)`` (``S_v`` symmetric).
+        """
+        if labels is not None and self.training and self.cfg_dropout > 0:
+            drop = (
+                torch.rand(labels.shape, generator=generator, device=labels.device)
+                < self.cfg_dropout
+            )
+            labels = torch.where(drop, self.null_label, labels)
+        return self._velocity(m, S, t, labels)
+
+    def guided(
+        self,
+        m: Tensor,
+        S: Tensor,
+        t: Tensor,
+        labels: Tensor | None,
+        guidance_scale: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        r"""Classifier-free guided velocity :math:`(1 + w) v(\cdot \mid c) - w v(\cdot \mid \varnothing)`.
+
+        Parameters
+        ----------
+        m
+            ``(B, d)`` means.
+        S
+            ``(B, d, d)`` covariances.
+        t
+            ``(B,)`` times or a scalar.
+        labels
+            ``(B,)`` labels; ``None`` gives the unconditional velocity.
+        guidance_scale
+            ``w``; 0 gives the conditional velocity.
+
+        Returns
+        -------
+        The guided ``(v_m, S_v)``.
+        """
+        conditional = self._velocity(m, S, t, labels)
+        if labels is None or guidance_scale == 0:
+            return conditional
+        null = self._velocity(m, S, t, torch.full_like(labels, self.null_label))
+        w = guidance_scale
+        return tuple((1 + w) * c - w * u for c, u in zip(conditional, null, strict=True))
+
+    def vech(self, S: Tensor) -> Tensor:
+        r"""``(B, d (d + 1) / 2)`` upper triangles, off-diagonal entries times :math:`\sqrt 2`."""
+        scale = torch.where(self.rows == self.cols, 1.0, math.sqrt(2.0)).to(S.dtype)
+        return S[..., self.rows, self.cols] * scale
+
+    def unvech(self, z: Tensor) -> Tensor:
+        """``(B, d, d)`` symmetric matrices from :meth:`vech` vectors (its inverse)."""
+        scale = torch.where(self.rows == self.cols, 1.0, math.sqrt(2.0)).to(z.dtype)
+        d = self.features
+        S = torch.zeros(*z.shape[:-1], d, d, dtype=z.dtype, device=z.device)
+        S[..., self.rows, self.cols] = z / scale
+        S[..., self.cols, self.rows] = z / scale
+        return S
+
+    def _velocity(
+        self, m: Tensor, S: Tensor, t: Tensor, labels: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Forward pass without label dropout."""
+        d = self.features
+        if m.ndim != 2 or m.shape[1] != d or S.shape != (len(m), d, d):
+            msg = f"`m` must be (B, {d}) and `S` (B, {d}, {d}), got {tuple(m.shape)}, {tuple(S.shape)}."
+            raise ValueError(msg)
+        cond = None
+        if self.n_conditions:
+            if labels is None:
+                labels = torch.full((len(m),), self.null_label, dtype=torch.long, device=m.device)
+            cond = nn.functional.one_hot(labels, self.n_conditions + 1).to(m.dtype)
+        out = self.mlp(torch.cat([m, self.vech(S)], dim=-1), t, cond)
+        return out[:, :d], self.unvech(out[:, d:])
+
+
+class BuresWassersteinObjective(_NoiseSource):
+    r"""Flow matching loss on the Bures-Wasserstein manifold of Gaussians.
+
+    Each niche :math:`x_1` (and its noise cloud :math:`x_0` of the same size) is summarised by
+    its mean and shrunk covariance (:func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds`),
+    :math:`N(m_0, S_0)` and :math:`N(m_1, S_1)`. With :math:`t \sim U(0, 1)` per niche, the
+    geodesic point :math:`(m_t, S_t)` and its velocity :math:`(v_m, S_v)`
+    (:func:`~mfm.flows.bures_wasserstein.geodesic`, :func:`~mfm.flows.bures_wasserstein.velocity`,
+    computed in float64),
+
+    .. math:: \mathcal L = \frac1{Bd} \sum_b \lVert \hat v_m - v_m \rVert^2
+              + \frac1{Bd^2} \sum_b \lVert \hat S_v - S_v \rVert_F^2 .
+
+    The source is a *family* of Gaussians (one per noise cloud): a single source Gaussian would
+    make the deterministic flow generate a single Gaussian per label.
+
+    Parameters
+    ----------
+    net
+        The velocity :class:`GaussianVelocity`.
+    noise
+        ``"gaussian"`` or ``"chol_normal"`` noise points (see :class:`PointCloudObjective`).
+    noise_mean
+        ``(d,)`` mean (``"chol_normal"`` only).
+    noise_cov
+        ``(d, d)`` covariance (``"chol_normal"`` only).
+    shrinkage
+        Covariance shrinkage weight in [0, 1] or ``"ledoit_wolf"``.
+    """
+
+    def __init__(
+        self,
+        net: GaussianVelocity,
+        *,
+        noise: NoiseKind = "gaussian",
+        noise_mean: Tensor | None = None,
+        noise_cov: Tensor | None = None,
+        shrinkage: float | Literal["ledoit_wolf"] = 0.1,
+    ) -> None:
+        super().__init__(noise, noise_mean, noise_cov)
+        self.net, self.shrinkage = net, shrinkage
+
+    def gaussians(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Float64 ``(m (B, d), S (B, d, d))`` of clouds ``x`` ``(B, n, d)`` (shrunk covariance).
+
+        Parameters
+        ----------
+        x
+            ``(B, n, d)`` clouds.
+        mask
+            ``(B, n)`` bool, True on valid points, or ``None``.
+
+        Returns
+        -------
+        Means and covariances.
+        """
+        return bw.gaussian_from_clouds(x.double(), mask, shrinkage=self.shrinkage)
+
+    def forward(
+        self,
+        x1: Tensor,
+        mask: Tensor,
+        labels: Tensor | None,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        """Loss of one batch of niches.
+
+        Parameters
+        ----------
+        x1
+            ``(B, n, d)`` niches, padded.
+        mask
+            ``(B, n)`` bool, True on valid points.
+        labels
+            ``(B,)`` condition codes, or ``None``.
+        generator
+            Torch generator of the noise, the times and the label dropout.
+
+        Returns
+        -------
+        The sum of the mean and covariance errors (parts ``"mean"`` and ``"cov"``).
+        """
+        with torch.no_grad():
+            m0, S0 = self.gaussians(self.noise_clouds(x1, mask, generator), mask)
+            m1, S1 = self.gaussians(x1, mask)
+            t = torch.rand(len(x1), generator=generator, dtype=m0.dtype, device=m0.device)
+            m_t, S_t = bw.geodesic(m0, S0, m1, S1, t)
+            v_m, S_v = bw.velocity(m0, S0, m1, S1, t)
+        dtype = x1.dtype
+        pred_m, pred_S = self.net(m_t.to(dtype), S_t.to(dtype), t.to(dtype), labels, generator=generator)
+        loss_m = (pred_m - v_m.to(dtype)).square().mean()
+        loss_S = (pred_S - S_v.to(dtype)).square().mean()
+        loss = loss_m + loss_S
+        return LossOutput(loss, {"mean": float(loss_m.detach()), "cov": float(loss_S.detach())})
+
+
+def generate_gaussians(
+    velocity_fn: GaussianVelocityFn,
+    m0: Tensor,
+    S0: Tensor,
+    cond: Any = None,
+    *,
+    n_steps: int = 100,
+) -> tuple[Tensor, Tensor]:
+    r"""Integrate a Gaussian velocity from ``N(m0, S0)`` at t = 0 to t = 1 with explicit steps.
+
+    .. math:: m \leftarrow m + h v_m, \qquad S \leftarrow (I + h S_v) S (I + h S_v),
+              \qquad h = 1 / n_\mathrm{steps}
+
+    (:func:`~mfm.flows.bures_wasserstein.step`), which keeps ``S`` symmetric positive
+    semi-definite. Runs without gradient; put the velocity module in eval mode first.
+
+    Parameters
+    ----------
+    velocity_fn
+        ``velocity_fn(m (B, d), S (B, d, d), t (B,), cond) -> (v_m, S_v)``, e.g.
+        ``functools.partial(net.guided, guidance_scale=w)`` of a :class:`GaussianVelocity`.
+    m0
+        ``(B, d)`` source means.
+    S0
+        ``(B, d, d)`` SPD source covariances.
+    cond
+        Condition passed to ``velocity_fn`` (e.g. ``(B,)`` labels), or ``None``.
+    n_steps
+        Number of steps.
+
+    Returns
+    -------
+    ``(m, S)`` at t = 1, shapes ``(B, d)`` and ``(B, d, d)``.
+    """
+    check_positive_int("n_steps", n_steps)
+    h = 1.0 / n_steps
+    m, S = m0, S0
+    with torch.no_grad():
+        for k in range(n_steps):
+            t = torch.full((len(m),), k * h, dtype=m.dtype, device=m.device)
+            v_m, S_v = velocity_fn(m, S, t, cond)
+            m, S = bw.step(m, S, v_m, S_v, h)
+    return m, S

@@ -1,0 +1,324 @@
+"""`mfm.tl.fit_niches`: train a Wasserstein flow matching generator of spatial niches."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from .. import _keys as K
+from .._checks import check_choice, check_obs_columns, check_positive_int, check_uns
+from .._utils import Device, as_torch_generator, get_features
+from ..data import PointClouds
+from ..flows import bures_wasserstein as bw
+from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
+from ._trainer import TrainSettings, rank_and_world, train
+
+logger = logging.getLogger(__name__)
+
+#: The call that writes the niches, named in error messages.
+NICHES_VERB = "mfm.pp.niches"
+
+
+def fit_niches(
+    adata: AnnData,
+    *,
+    condition_key: str | None = None,
+    geometry: str = "point_cloud",
+    noise: str = "gaussian",
+    ot_reg: float = 0.01,
+    ot_iter: int = 200,
+    mode: str = "matching",
+    shrinkage: float = 0.1,
+    hidden: int = 128,
+    n_layers: int = 4,
+    n_heads: int = 4,
+    time_features: int = 32,
+    cfg_dropout: float = 0.1,
+    batch_size: int = 64,
+    max_steps: int = 2000,
+    lr: float = 1e-3,
+    val_every: int = 100,
+    device: Device = "auto",
+    random_state: int = 0,
+    progress: bool = True,
+    key_added: str = "niche",
+) -> NicheModel:
+    """Train a generator of niches conditioned on the label of their centre cell.
+
+    Each niche (the neighbours of a cell from :func:`mfm.pp.niches`, as points in ``use_rep``
+    space) is the uniform measure on its points. Features are standardised first (one mean per
+    feature, one scale for all). Each step draws ``batch_size`` niches and, per niche, a noise
+    cloud with as many points, then
+
+    - ``geometry="point_cloud"``: maps the noise points to the niche points by entropic OT and
+      regresses the straight-line velocity with a set transformer conditioned on t and the
+      centre cell's condition (:class:`mfm.flows.niche_objectives.PointCloudObjective`);
+    - ``geometry="gaussian"``: summarises noise and niche by their Gaussians (mean, shrunk
+      covariance) and regresses the Bures-Wasserstein geodesic velocity with an MLP
+      (:class:`mfm.flows.niche_objectives.BuresWassersteinObjective`).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mfm.pp.niches` (not subset since).
+    condition_key
+        Column of ``adata.obs``: a niche is labelled by the value at its centre cell (e.g. the
+        cell type). Niches whose centre has no value are left out. ``None``: unconditional.
+    geometry
+        ``"point_cloud"`` or ``"gaussian"``.
+    noise
+        ``"gaussian"``: N(0, I) noise points; ``"chol_normal"``: points of the Gaussian fitted
+        to all points of all training niches.
+    ot_reg
+        Entropic regularisation of the OT targets, relative to each cloud's mean cost
+        (point clouds).
+    ot_iter
+        Sinkhorn iterations (point clouds).
+    mode
+        ``"matching"`` (each noise point goes to one niche point) or ``"barycentric"``
+        (point clouds).
+    shrinkage
+        Covariance shrinkage in [0, 1] towards the scaled identity (Gaussians).
+    hidden
+        Width of the velocity network.
+    n_layers
+        Transformer layers (point clouds) or MLP hidden layers (Gaussians).
+    n_heads
+        Attention heads (point clouds; must divide ``hidden``).
+    time_features
+        Size of the sinusoidal time embedding.
+    cfg_dropout
+        Probability of training a niche with the null label, which enables classifier-free
+        guidance at generation.
+    batch_size
+        Niches per step.
+    max_steps
+        Training steps.
+    lr
+        Peak learning rate (AdamW, warm-up then cosine decay).
+    val_every
+        Steps between history rows.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    random_state
+        Seed of the initialisation and of every draw; same seed, same model on CPU.
+    progress
+        Show a progress bar with the loss.
+    key_added
+        Key of the niches written by :func:`mfm.pp.niches`.
+
+    Returns
+    -------
+    The trained :class:`~mfm.tl.NicheModel`. Also sets
+
+    - ``adata.uns[key_added]['history']``: DataFrame of step, train loss, lr;
+    - ``adata.uns[key_added]['params']['fit']``: the fit parameters.
+
+    Examples
+    --------
+    >>> mfm.pp.niches(adata, n_neighbors=16, library_key="slice", use_rep="X_pca")
+    >>> model = mfm.tl.fit_niches(adata, condition_key="cell_type", max_steps=2000)
+    """
+    _check_options(geometry, noise, mode, batch_size, max_steps, shrinkage)
+    keys = K.NicheKeys(key_added)
+    niches = real_niches(adata, keys, condition_key)
+    config = _config(niches, keys, condition_key, geometry, noise, mode)
+    config = NicheConfig(
+        **config,
+        ot_reg=float(ot_reg),
+        ot_iter=int(ot_iter),
+        shrinkage=float(shrinkage),
+        hidden=hidden,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        time_features=time_features,
+        cfg_dropout=float(cfg_dropout),
+    )
+    model = NicheModel(config, niches.features, device=device, seed=random_state)
+    logger.info("training a %s niche generator on %d niches", geometry, len(niches.clouds))
+
+    clouds = PointClouds(model.standardize(niches.clouds.points), niches.clouds.offsets)
+    sampler = _Sampler(clouds, niches.labels, model.device, batch_size, random_state)
+    settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
+    history = train(model.objective(), sampler.batch, settings, desc=f"WFM {geometry}")
+
+    adata.uns[keys.uns][keys.history] = history
+    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(config, settings, batch_size, random_state)
+    logger.info("finished; added uns[%r]['history'] and ['params']['fit']", keys.uns)
+    return model
+
+
+@dataclass(frozen=True)
+class Niches:
+    """The niches of an AnnData: clouds of features, their centre cells and labels.
+
+    Attributes
+    ----------
+    clouds
+        One cloud per kept centre cell, in the feature space of ``use_rep``.
+    centres
+        ``(n_niches,)`` obs positions of the centre cells.
+    labels
+        ``(n_niches,)`` condition codes into ``conditions``, or ``None`` (unconditional).
+    conditions
+        Condition names (categories in order, or sorted values), only those present.
+    features
+        Feature names of the points.
+    use_rep
+        The representation the niches were built from.
+    """
+
+    clouds: PointClouds
+    centres: np.ndarray
+    labels: np.ndarray | None
+    conditions: list[str]
+    features: list[str]
+    use_rep: str
+
+
+def real_niches(adata: AnnData, keys: K.NicheKeys, condition_key: str | None) -> Niches:
+    """Read the niches written by :func:`mfm.pp.niches` (checked) and their centre labels.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`mfm.pp.niches`.
+    keys
+        Keys of the niche workflow.
+    condition_key
+        Column of ``adata.obs`` labelling each niche by its centre cell, or ``None``.
+
+    Returns
+    -------
+    The :class:`Niches`; centres without a condition value are left out with a warning.
+    """
+    params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
+    if keys.obsm_indices not in adata.obsm:
+        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{NICHES_VERB}` first."
+        raise KeyError(msg)
+    indices = np.asarray(adata.obsm[keys.obsm_indices])
+    if params.get("n_obs") != adata.n_obs or indices.max(initial=0) >= adata.n_obs:
+        msg = (
+            f"`adata` has {adata.n_obs} cells but its niches were built on {params.get('n_obs')}: "
+            f"niche indices are positions, so run `{NICHES_VERB}` again after subsetting."
+        )
+        raise ValueError(msg)
+    use_rep = str(params["use_rep"])
+    features, names = get_features(adata, use_rep)
+    centres = np.arange(adata.n_obs)
+    labels, conditions = None, []
+    if condition_key is not None:
+        centres, labels, conditions = _centre_labels(adata, condition_key)
+    clouds = PointClouds.from_neighbors(features, indices[centres], labels)
+    return Niches(clouds, centres, labels, conditions, names, use_rep)
+
+
+def _centre_labels(adata: AnnData, condition_key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Centre cells with a condition value, their codes, and the condition names."""
+    check_obs_columns(adata, [condition_key])
+    values = adata.obs[condition_key]
+    keep = values.notna().to_numpy()
+    if not keep.any():
+        msg = f"`adata.obs[{condition_key!r}]` has no values; pick another `condition_key`."
+        raise ValueError(msg)
+    if not keep.all():
+        msg = f"Left out {int((~keep).sum())} niches whose centre has no `{condition_key}` value."
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    present = values[keep].astype(str)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        order = [str(c) for c in values.cat.categories if str(c) in set(present)]
+    else:
+        order = sorted(set(present))
+    codes = pd.Categorical(present, categories=order).codes.astype(np.int64)
+    return np.flatnonzero(keep), codes, order
+
+
+def _config(
+    niches: Niches,
+    keys: K.NicheKeys,
+    condition_key: str | None,
+    geometry: str,
+    noise: str,
+    mode: str,
+) -> dict:
+    """Data-dependent config entries: conditions, sizes, standardisation, noise moments."""
+    points = niches.clouds.points.astype(np.float64)
+    mean = points.mean(axis=0)
+    scale = float(np.sqrt(points.var(axis=0).mean())) or 1.0
+    sizes, counts = np.unique(niches.clouds.sizes, return_counts=True)
+    noise_mean, noise_cov = [], []
+    if noise == "chol_normal":
+        standardised = torch.as_tensor((points - mean) / scale)[None]
+        m, S = bw.gaussian_from_clouds(standardised)
+        noise_mean, noise_cov = m[0].tolist(), S[0].tolist()
+    return {
+        "geometry": geometry,
+        "condition_key": condition_key,
+        "conditions": niches.conditions,
+        "use_rep": niches.use_rep,
+        "key_added": keys.key_added,
+        "niche_sizes": sizes.tolist(),
+        "size_counts": counts.tolist(),
+        "feature_mean": mean.tolist(),
+        "feature_scale": scale,
+        "noise": noise,
+        "noise_mean": noise_mean,
+        "noise_cov": noise_cov,
+        "mode": mode,
+    }
+
+
+class _Sampler:
+    """Draws random batches of niches (each rank its own stream)."""
+
+    def __init__(
+        self,
+        clouds: PointClouds,
+        labels: np.ndarray | None,
+        device: torch.device,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        rank, _ = rank_and_world()
+        self.clouds, self.labels, self.device, self.batch_size = clouds, labels, device, batch_size
+        self.rng = np.random.default_rng([seed, rank])
+        self.generator = as_torch_generator(seed + 7919 * rank, device)
+
+    def batch(self) -> tuple:
+        n = len(self.clouds)
+        chosen = self.rng.choice(n, self.batch_size, replace=n < self.batch_size)
+        x, mask = self.clouds.pad(chosen, device=self.device)
+        labels = None
+        if self.labels is not None:
+            labels = torch.as_tensor(self.labels[chosen], device=self.device)
+        return x, mask, labels, self.generator
+
+
+def _check_options(
+    geometry: str, noise: str, mode: str, batch_size: int, max_steps: int, shrinkage: float
+) -> None:
+    check_choice("geometry", geometry, GEOMETRIES)
+    check_choice("noise", noise, NOISES)
+    check_choice("mode", mode, MODES)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("max_steps", max_steps)
+    if not 0.0 <= shrinkage <= 1.0:
+        msg = f"`shrinkage` must be in [0, 1], got {shrinkage!r}."
+        raise ValueError(msg)
+
+
+def _fit_params(
+    config: NicheConfig, settings: TrainSettings, batch_size: int, random_state: int
+) -> dict:
+    """Fit parameters as plain h5ad-writable types (``None`` entries left out)."""
+    skip = {"feature_mean", "noise_mean", "noise_cov", "niche_sizes", "size_counts"}
+    params = {k: v for k, v in vars(config).items() if k not in skip}
+    params.update(vars(settings))
+    params.update(batch_size=batch_size, random_state=random_state)
+    return {k: v for k, v in params.items() if v is not None}
