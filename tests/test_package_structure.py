@@ -87,7 +87,7 @@ def test_verbs_take_key_added(name):
     assert isinstance(param.default, str)  # "mfm" for populations, "niche" for niches
 
 
-@pytest.mark.parametrize("name", ["pp.populations", "pp.split"])
+@pytest.mark.parametrize("name", [n for n in FUNCTIONS if n.startswith("pp.")])
 def test_in_place_verbs_return_none(name):
     assert inspect.signature(FUNCTIONS[name], eval_str=True).return_annotation is None
 

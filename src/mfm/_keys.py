@@ -62,7 +62,6 @@ class Keys:
     history: str = "history"
     population_embedding: str = "population_embedding"
     metrics: str = "metrics"
-    split_params: str = "split_params"
 
 
 @dataclass(frozen=True)

@@ -204,17 +204,8 @@ def test_generate_clouds_linear_field(padded, method, factor):
     assert calls[0] == 0.0 and len(calls) == (10 if method == "euler" else 20)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: extra threads only add contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_wfm_learns_labelled_niches(one_thread):
+def test_wfm_learns_labelled_niches():
     from mfm.models import SetTransformerVelocity
 
     g = torch.Generator().manual_seed(0)

@@ -11,7 +11,8 @@ PLOTS = [getattr(mfm.pl, name) for name in mfm.pl.__all__]
 
 
 def test_all_lists_the_plots():
-    assert sorted(mfm.pl.__all__) == ["loss", "metrics", "population_embedding", "predictions"]
+    expected = ["loss", "metrics", "niches", "population_embedding", "predictions"]
+    assert sorted(mfm.pl.__all__) == expected
 
 
 @pytest.mark.parametrize("plot", PLOTS, ids=mfm.pl.__all__)
@@ -22,7 +23,8 @@ def test_plot_signature(plot):
     assert first.annotation is AnnData
     positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert len(positional) <= 2
-    for name, default in [("key", "mfm"), ("ax", None), ("show", None), ("return_fig", False)]:
+    key = "niche" if plot is mfm.pl.niches else "mfm"
+    for name, default in [("key", key), ("ax", None), ("show", None), ("return_fig", False)]:
         assert params[name].kind is params[name].KEYWORD_ONLY
         assert params[name].default == default
     assert "Returns" in plot.__doc__

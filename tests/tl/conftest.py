@@ -5,7 +5,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from anndata import AnnData
 
 import mfm
@@ -66,15 +65,6 @@ def prepared(test=("P2",), val=("P1",), **kwargs) -> AnnData:
     mfm.pp.populations(adata, **POPULATIONS)
     mfm.pp.split(adata, by="patient", test=list(test), val=list(val))
     return adata
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny matmuls: extra threads only add contention (100x slower on a busy 2-core machine)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""End to end: simulated organoid screen -> patient split -> FM / CGFM / MFM -> held-out patients."""
+"""End to end: organoid screen -> patient split -> FM, CGFM, MFM -> held-out patients."""
 
 import numpy as np
 import pandas as pd

@@ -251,14 +251,8 @@ def test_global_random_states_untouched(prepare, fit_kw, predict_kw):
     np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)  # noqa: NPY002
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MetaFlowModel.embed uses all cells of a control population smaller than "
-    "cells_per_population, so the GCN's kNN graph fails when the population has <= knn cells "
-    "(training draws cells_per_population cells with replacement and works): fit crashes "
-    "after training. Fix: draw as in training, rng.choice(len(cells), n, replace=len(cells) < n)",
-)
 def test_small_control_population_with_large_knn(make, fit_kw, predict_kw):
+    """Controls with <= knn cells are embedded from cells drawn with replacement, as in training."""
     adata = make(n_cells=8)
     mfm.pp.populations(
         adata, sample_key="patient", condition_key="treatment", control="control", min_cells=5
@@ -268,13 +262,8 @@ def test_small_control_population_with_large_knn(make, fit_kw, predict_kw):
     assert pred.n_obs == 6 * 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="predict leaves a stale obsm['X_mfm'] from an earlier call when the new call "
-    "predicts two treatments per control (it neither writes nor removes it). Fix: in "
-    "write_prediction, `adata.obsm.pop(keys.obsm_prediction, None)` before returning early",
-)
 def test_obsm_not_stale_after_a_call_that_cannot_write_it(fitted, predict_kw):
+    """A predict call that cannot fill obsm removes the previous (stale) one."""
     adata, model = fitted("mfm")
     mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
     mfm.tl.predict(adata, model, **predict_kw)  # drugA and drugB share each control

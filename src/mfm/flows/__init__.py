@@ -3,6 +3,12 @@
 from . import bures_wasserstein
 from .couplings import independent_coupling, ot_coupling
 from .losses import LossOutput, MetaFlowObjective
+from .niche_objectives import (
+    BuresWassersteinObjective,
+    GaussianVelocity,
+    PointCloudObjective,
+    generate_gaussians,
+)
 from .paths import PathSample, linear_path
 from .point_clouds import (
     entropic_ot_targets,
@@ -14,9 +20,12 @@ from .point_clouds import (
 from .solve import integrate, integrate_path
 
 __all__ = [
+    "BuresWassersteinObjective",
+    "GaussianVelocity",
     "LossOutput",
     "MetaFlowObjective",
     "PathSample",
+    "PointCloudObjective",
     "independent_coupling",
     "integrate",
     "integrate_path",
@@ -25,6 +34,7 @@ __all__ = [
     "bures_wasserstein",
     "entropic_ot_targets",
     "generate_clouds",
+    "generate_gaussians",
     "masked_mse",
     "sample_noise_clouds",
     "wfm_path",

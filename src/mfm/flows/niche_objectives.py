@@ -260,7 +260,9 @@ class GaussianVelocity(nn.Module):
         labels: Tensor | None,
         guidance_scale: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
-        r"""Classifier-free guided velocity :math:`(1 + w) v(\cdot \mid c) - w v(\cdot \mid \varnothing)`.
+        r"""Classifier-free guided velocity.
+
+        .. math:: v_w = (1 + w)\, v(\cdot \mid c) - w\, v(\cdot \mid \varnothing)
 
         Parameters
         ----------
@@ -306,7 +308,8 @@ class GaussianVelocity(nn.Module):
         """Forward pass without label dropout."""
         d = self.features
         if m.ndim != 2 or m.shape[1] != d or S.shape != (len(m), d, d):
-            msg = f"`m` must be (B, {d}) and `S` (B, {d}, {d}), got {tuple(m.shape)}, {tuple(S.shape)}."
+            got = f"{tuple(m.shape)} and {tuple(S.shape)}"
+            msg = f"`m` must be (B, {d}) and `S` (B, {d}, {d}), got {got}."
             raise ValueError(msg)
         cond = None
         if self.n_conditions:
@@ -406,7 +409,9 @@ class BuresWassersteinObjective(_NoiseSource):
             m_t, S_t = bw.geodesic(m0, S0, m1, S1, t)
             v_m, S_v = bw.velocity(m0, S0, m1, S1, t)
         dtype = x1.dtype
-        pred_m, pred_S = self.net(m_t.to(dtype), S_t.to(dtype), t.to(dtype), labels, generator=generator)
+        pred_m, pred_S = self.net(
+            m_t.to(dtype), S_t.to(dtype), t.to(dtype), labels, generator=generator
+        )
         loss_m = (pred_m - v_m.to(dtype)).square().mean()
         loss_S = (pred_S - S_v.to(dtype)).square().mean()
         loss = loss_m + loss_S

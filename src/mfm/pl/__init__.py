@@ -3,6 +3,7 @@
 from ._embedding import population_embedding
 from ._loss import loss
 from ._metrics import metrics
+from ._niches import niches
 from ._predictions import predictions
 
-__all__ = ["loss", "metrics", "population_embedding", "predictions"]
+__all__ = ["loss", "metrics", "niches", "population_embedding", "predictions"]

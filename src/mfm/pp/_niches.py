@@ -6,7 +6,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-import squidpy as sq
 from anndata import AnnData
 
 from .. import _keys as K
@@ -92,7 +91,7 @@ def niches(
     params = {
         "n_neighbors": int(n_neighbors),
         "spatial_key": spatial_key,
-        "use_rep": "X" if use_rep is None else use_rep,
+        K.USE_REP: "X" if use_rep is None else use_rep,
         "include_center": bool(include_center),
         "n_obs": int(adata.n_obs),
     }
@@ -155,6 +154,8 @@ def _slices(adata: AnnData, library_key: str | None) -> pd.Categorical:
 
 def _knn_indices(coords: np.ndarray, slices: pd.Categorical, n_query: int) -> np.ndarray:
     """``(n_obs, n_query)`` nearest other cells of the same slice, nearest first."""
+    import squidpy as sq  # heavy (seconds): imported on first use, not with mfm
+
     # A minimal AnnData: squidpy writes nothing into the user's object and needs a categorical.
     lite = AnnData(
         obs=pd.DataFrame({"library": slices}, index=pd.RangeIndex(len(coords)).astype(str)),

@@ -177,7 +177,8 @@ def _drop_small(
     dropped = small.append(orphans)
     if len(dropped) == len(table):
         msg = (
-            f"All {len(table)} populations have fewer than `min_cells={min_cells}` cells "
+            f"No population is left: {len(small)} of {len(table)} have fewer than "
+            f"`min_cells={min_cells}` cells and the others lost their control "
             f"(largest: {int(table[K.N_CELLS].max())}); lower `min_cells`."
         )
         raise ValueError(msg)

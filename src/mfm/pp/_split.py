@@ -120,6 +120,9 @@ def _resolve_values(
     rng: np.random.Generator,
 ) -> set[str]:
     """Turn ``test``/``val`` (values or a fraction) into a set of group values."""
+    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+        msg = f"`{name}` must be a fraction (float) or a list of values, got the integer {spec}."
+        raise ValueError(msg)
     if isinstance(spec, float):
         if not 0 <= spec < 1:
             msg = f"`{name}` as a fraction must lie in [0, 1), got {spec}."

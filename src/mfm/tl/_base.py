@@ -57,7 +57,8 @@ class BaseModel:
         self.config = config
         self.features = list(features)
         self.device = resolve_device(device)
-        with torch.random.fork_rng(devices=[]):
+        # seed the initialisation, then restore every global RNG (CPU and CUDA)
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
             torch.manual_seed(seed)
             self.module = self.build_module().to(self.device)
 

@@ -110,7 +110,12 @@ def evaluate_niches(
     gen_clouds, gen_labels = _generated_clouds(generated, keys, condition_key)
     rng = as_numpy_rng(random_state)
 
-    table = _distance_metrics(real_clouds, real_labels, gen_clouds, gen_labels, max_niches, rng)
+    present = set(gen_labels)  # rows in the real condition order, then any others
+    groups = [c for c in real.conditions if c in present]
+    groups += [c for c in pd.unique(gen_labels) if c not in set(groups)]
+    table = _distance_metrics(
+        real_clouds, real_labels, gen_clouds, gen_labels, groups, max_niches, rng
+    )
     if condition_key is not None:
         accuracy = label_accuracy(
             cloud_summaries(real_clouds),
@@ -126,7 +131,9 @@ def evaluate_niches(
             accuracy["real"],
         ]
     adata.uns[keys.uns][keys.metrics] = table
-    logger.info("evaluated %d generated niches; added uns[%r]['metrics']", len(gen_clouds), keys.uns)
+    logger.info(
+        "evaluated %d generated niches; added uns[%r]['metrics']", len(gen_clouds), keys.uns
+    )
     return table
 
 
@@ -172,11 +179,11 @@ def _distance_metrics(
     real_labels: np.ndarray,
     gen: list[np.ndarray],
     gen_labels: np.ndarray,
+    groups: list[str],
     max_niches: int,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """1-NN accuracy and set W2 per condition and overall, on a balanced subsample."""
-    groups = list(pd.unique(gen_labels))
+    """1-NN accuracy and set W2 per condition (``groups``) and overall, on a balanced subsample."""
     counts = [min((real_labels == g).sum(), (gen_labels == g).sum()) for g in groups]
     quota = _balanced_quota(np.array(counts), max_niches)
     real_idx, gen_idx = [], []

@@ -212,7 +212,11 @@ def population_embedding(
     if model.config.method == "fm":
         return None
     rows = [model.embed(pairs.population_cells(i), pairs.names[i], random_state) for i in sources]
-    names = [pairs.names[i] for i in sources]
+    return embedding_frame([pairs.names[i] for i in sources], rows)
+
+
+def embedding_frame(names: list[str], rows: list[np.ndarray]) -> pd.DataFrame:
+    """DataFrame (population x ``h0, h1, ...``) of embeddings."""
     columns = [f"h{j}" for j in range(len(rows[0]))]
     return pd.DataFrame(np.stack(rows), index=pd.Index(names, name=K.POPULATION), columns=columns)
 

@@ -149,7 +149,9 @@ def fit_niches(
     history = train(model.objective(), sampler.batch, settings, desc=f"WFM {geometry}")
 
     adata.uns[keys.uns][keys.history] = history
-    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(config, settings, batch_size, random_state)
+    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
+        config, settings, batch_size, random_state
+    )
     logger.info("finished; added uns[%r]['history'] and ['params']['fit']", keys.uns)
     return model
 
@@ -209,7 +211,7 @@ def real_niches(adata: AnnData, keys: K.NicheKeys, condition_key: str | None) ->
             f"niche indices are positions, so run `{NICHES_VERB}` again after subsetting."
         )
         raise ValueError(msg)
-    use_rep = str(params["use_rep"])
+    use_rep = str(params[K.USE_REP])
     features, names = get_features(adata, use_rep)
     centres = np.arange(adata.n_obs)
     labels, conditions = None, []

@@ -93,9 +93,10 @@ def generate_niches(
     generated = _niches_anndata(model, clouds, labels)
     keys = K.NicheKeys(model.config.key_added)
     generated.uns[keys.uns] = {
-        keys.params: _generate_params(model, n_per_condition, n_points, guidance_scale, n_steps)
+        keys.params: _generate_params(
+            model, n_per_condition, n_points, guidance_scale, n_steps, random_state
+        )
     }
-    generated.uns[keys.uns][keys.params]["random_state"] = int(random_state)
     logger.info("generated %d niches (%d points)", n_niches, generated.n_obs)
     return generated
 
@@ -162,15 +163,17 @@ def _generate_params(
     n_points: int | None,
     guidance_scale: float,
     n_steps: int,
+    random_state: int,
 ) -> dict:
     """What the evaluation and the plots need to know, as plain h5ad-writable types."""
     c = model.config
     params = {
         "geometry": c.geometry,
-        "use_rep": c.use_rep,
+        K.USE_REP: c.use_rep,
         "n_per_condition": int(n_per_condition),
         "guidance_scale": float(guidance_scale),
         "n_steps": int(n_steps),
+        "random_state": int(random_state),
     }
     if c.condition_key is not None:
         params["condition_key"] = c.condition_key

@@ -1,4 +1,4 @@
-"""`NicheModel`: a trained Wasserstein flow matching generator of niches (point clouds or Gaussians)."""
+"""`NicheModel`: a trained Wasserstein flow matching generator of niches (clouds or Gaussians)."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ class NicheConfig:
     size_counts
         Number of training niches of each size in ``niche_sizes``.
     feature_mean
-        Mean of each feature over the cells (standardisation).
+        Mean of each feature over all points of all training niches (standardisation).
     feature_scale
-        Root mean feature variance over the cells (standardisation).
+        Root mean feature variance over the same points (standardisation).
     noise
         ``"gaussian"`` (N(0, I) points) or ``"chol_normal"`` (points of the pooled Gaussian of
         the training niches, in standardised space).

@@ -12,7 +12,7 @@ from anndata import AnnData
 from .. import _keys as K
 from .._utils import as_numpy_rng
 from ..data import PopulationPairs
-from ._fit import population_embedding
+from ._fit import embedding_frame
 from ._model import MetaFlowModel
 from ._pairs import population_pairs
 
@@ -113,9 +113,9 @@ def predict(
         "n_steps": -1 if n_steps is None else int(n_steps),
     }
     write_prediction(adata, pairs, targets, predicted, keys, from_cells)
-    embedding = population_embedding(model, pairs, np.unique(pairs.source[targets]), random_state)
-    if embedding is not None:
-        _merge_embedding(adata, keys, embedding)
+    if model.config.method != "fm":
+        names = [pairs.names[s] for s in embeddings]
+        _merge_embedding(adata, keys, embedding_frame(names, list(embeddings.values())))
     logger.info("predicted %d populations (%d cells)", len(targets), pred.n_obs)
     return pred
 

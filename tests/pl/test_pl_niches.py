@@ -1,0 +1,121 @@
+"""`mfm.pl.niches`: panels of real and generated niches of one condition; `adata` never written."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+import mfm
+
+K = 4
+CONDITION = "cell_type"
+
+
+@pytest.fixture(scope="module")
+def tissue() -> AnnData:
+    adata = mfm.datasets.simulated_tissue(n_cells=120, n_genes=3, n_cell_types=3, random_state=0)
+    mfm.pp.niches(adata, n_neighbors=K, library_key="slice")
+    return adata
+
+
+def make_generated(adata: AnnData, offset: float = 100.0) -> AnnData:
+    """Real niches moved by ``offset`` (so generated points are told apart), as generate_niches."""
+    indices = adata.obsm["niche_indices"]
+    x = np.asarray(adata.X)[indices].reshape(-1, adata.n_vars) + offset
+    niche = np.repeat(np.arange(adata.n_obs), K)
+    obs = pd.DataFrame(
+        {
+            "niche": pd.Categorical(niche.astype(str)),
+            CONDITION: adata.obs[CONDITION].to_numpy()[niche],
+        },
+        index=[f"p{i}" for i in range(len(x))],
+    )
+    generated = AnnData(X=x.astype(np.float32), obs=obs, var=adata.var[[]])
+    generated.uns["niche"] = {"params": {"condition_key": CONDITION, "use_rep": "X"}}
+    return generated
+
+
+def _key(points: np.ndarray) -> tuple:
+    """An order-free fingerprint of a cloud (float32 round-off below 1e-3 ignored)."""
+    return tuple(np.round(np.sort(points, axis=0), 3).ravel())
+
+
+def _niche_points(ax: Axes) -> np.ndarray:
+    """Points of the last scatter of a panel (the niche; the grey context comes first)."""
+    return np.asarray(ax.collections[-1].get_offsets())
+
+
+def test_grid_shows_real_then_generated_niches_of_the_condition(tissue, assert_unchanged):
+    generated = make_generated(tissue)
+    before, gen_before = tissue.copy(), generated.copy()
+    panels = mfm.pl.niches(
+        tissue, generated, condition="type_1", n=3, components=(0, 2), show=False
+    )
+    assert len(panels) == 6
+    x = np.asarray(tissue.X)
+    real = {
+        _key(x[i][:, [0, 2]])
+        for c, i in zip(tissue.obs[CONDITION], tissue.obsm["niche_indices"], strict=True)
+        if c == "type_1"
+    }
+    for panel in panels[:3]:
+        assert panel.get_title() == "real"
+        assert _key(_niche_points(panel)) in real
+    for panel in panels[3:]:
+        assert panel.get_title() == "generated"
+        points = _niche_points(panel) - 100.0  # generated = real niches + 100
+        assert len(points) == K
+        assert _key(points) in real
+    assert panels[0].get_xlabel() == "gene_0" and panels[0].get_ylabel() == "gene_2"
+    assert panels[0].get_xlim() == panels[5].get_xlim()  # shared limits
+    assert_unchanged(tissue, before)
+    assert_unchanged(generated, gen_before)
+
+
+def test_overlay_on_given_axes_and_return_fig(tissue):
+    generated = make_generated(tissue, offset=0.0)
+    _, ax = plt.subplots()
+    out = mfm.pl.niches(
+        tissue, generated, condition="type_0", n=2, components=("gene_1", "gene_0"), ax=ax,
+        show=False,
+    )  # fmt: skip
+    assert out is ax
+    assert [c.get_label() for c in ax.collections[-2:]] == ["real", "generated"]
+    assert len(_niche_points(ax)) == 2 * K
+    fig = mfm.pl.niches(tissue, generated, condition="type_0", n=2, return_fig=True)
+    assert isinstance(fig, Figure)
+    assert len([a for a in fig.axes if a.has_data()]) == 4
+
+
+def test_fewer_niches_than_asked(tissue):
+    generated = make_generated(tissue)
+    generated = generated[generated.obs["niche"].astype(int) < 30].copy()
+    n_gen = generated.obs.drop_duplicates("niche")[CONDITION].eq("type_2").sum()
+    panels = mfm.pl.niches(tissue, generated, condition="type_2", n=50, show=False)
+    n_real = (tissue.obs[CONDITION] == "type_2").sum()
+    assert len(panels) == min(50, n_real) + min(50, n_gen)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"condition": "type_9"}, ValueError, "no niche of 'type_9'"),
+        ({"condition": None}, ValueError, "Pass `condition`"),
+        ({"condition": "type_0", "components": (0, 7)}, ValueError, "out of range"),
+        ({"condition": "type_0", "key": "nb"}, KeyError, r"run `mfm.pp.niches` first"),
+        ({"condition": "type_0", "n": 0}, ValueError, "`n` must be an integer >= 1"),
+    ],
+)
+def test_errors(tissue, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mfm.pl.niches(tissue, make_generated(tissue), show=False, **kwargs)
+
+
+def test_generated_without_params(tissue):
+    generated = make_generated(tissue)
+    del generated.uns["niche"]
+    with pytest.raises(KeyError, match="mfm.tl.generate_niches"):
+        mfm.pl.niches(tissue, generated, condition="type_0", show=False)

@@ -1,0 +1,457 @@
+"""Niche workflow: `pp.niches` -> `tl.fit_niches` -> `tl.generate_niches` -> `tl.evaluate_niches`.
+
+Known answers where they exist (oracle velocities have zero loss, exact Gaussian steps, the W2
+between a niche set and its translate), tiny budgets elsewhere (shapes, keys, determinism,
+save/load, h5ad); one slow test checks that a short training generates recognisable niches.
+"""
+
+import math
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from anndata import AnnData
+from torch import nn
+
+import mfm
+from mfm.flows import bures_wasserstein as bw
+from mfm.flows.niche_objectives import (
+    BuresWassersteinObjective,
+    GaussianVelocity,
+    PointCloudObjective,
+    generate_gaussians,
+)
+from mfm.tl import NicheConfig, NicheModel
+
+K = 6
+CONDITION = "cell_type"
+TYPES = ["type_0", "type_1", "type_2"]
+#: Tiny, fast settings (~0.5 s per fit on one busy CPU thread).
+FIT = {
+    "condition_key": CONDITION,
+    "hidden": 16,
+    "n_layers": 1,
+    "n_heads": 2,
+    "time_features": 8,
+    "batch_size": 8,
+    "max_steps": 12,
+    "val_every": 5,
+    "ot_iter": 20,
+    "device": "cpu",
+    "progress": False,
+}
+GEN = {"n_per_condition": 3, "n_steps": 4}
+
+
+def tissue(n_cells=240, n_genes=5, **kwargs) -> AnnData:
+    adata = mfm.datasets.simulated_tissue(
+        n_cells=n_cells, n_genes=n_genes, n_cell_types=3, n_domains=3, random_state=0
+    )
+    mfm.pp.niches(adata, n_neighbors=K, library_key="slice", **kwargs)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """``fitted(**fit_kwargs)``: a fresh copy of the niche AnnData after fitting, and the model."""
+    cache = {}
+
+    def get(**kwargs):
+        key = tuple(sorted(kwargs.items()))
+        if key not in cache:
+            adata = tissue()
+            cache[key] = (adata, mfm.tl.fit_niches(adata, **{**FIT, **kwargs}))
+        adata, model = cache[key]
+        return adata.copy(), model
+
+    return get
+
+
+def as_generated(adata: AnnData, offset: float = 0.0) -> AnnData:
+    """The real niches of ``adata`` (plus ``offset``) as if returned by `generate_niches`."""
+    indices = adata.obsm["niche_indices"]
+    x = np.asarray(adata.X)[indices].reshape(-1, adata.n_vars) + offset
+    niche = np.repeat(np.arange(adata.n_obs), indices.shape[1])
+    obs = pd.DataFrame(
+        {
+            "niche": pd.Categorical(
+                niche.astype(str), categories=[str(i) for i in range(adata.n_obs)]
+            ),
+            CONDITION: adata.obs[CONDITION].to_numpy()[niche],
+        },
+        index=[f"p{i}" for i in range(len(x))],
+    )
+    generated = AnnData(X=x.astype(np.float32), obs=obs, var=adata.var[[]])
+    generated.uns["niche"] = {"params": {"condition_key": CONDITION, "use_rep": "X"}}
+    return generated
+
+
+# ---------------------------------------------------------------- objectives (torch only)
+
+
+class ConvergeToPoint(nn.Module):
+    """Exact velocity towards a cloud whose points all equal ``c``: ``(c - x) / (1 - t)``."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x, t, labels, mask, generator=None):
+        return (self.c - x) / (1 - t)[:, None, None] * mask[..., None]
+
+
+def test_point_cloud_objective_of_the_exact_velocity_is_zero():
+    g = torch.Generator().manual_seed(0)
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 4, 2, 5])[:, None]
+    x1 = torch.where(mask[..., None], c, torch.nan)  # NaN padding must not leak
+    objective = PointCloudObjective(ConvergeToPoint(c), reg=0.1, n_iter=20)
+    out = objective(x1, mask, None, g)
+    assert out.loss.item() < 1e-20
+    wrong = PointCloudObjective(ConvergeToPoint(c + 1), reg=0.1, n_iter=20)(x1, mask, None, g)
+    assert wrong.loss.item() > 0.1
+
+
+class GeodesicToTarget(nn.Module):
+    """Exact Bures-Wasserstein velocity towards the fixed Gaussian ``N(m1, S1)``."""
+
+    def __init__(self, m1, S1):
+        super().__init__()
+        self.m1, self.S1 = m1, S1
+
+    def forward(self, m, S, t, labels, generator=None):
+        A = bw.monge_map(S, self.S1.expand_as(S))
+        eye = torch.eye(S.shape[-1], dtype=S.dtype)
+        return (self.m1 - m) / (1 - t)[:, None], (A - eye) / (1 - t)[:, None, None]
+
+
+def test_bures_wasserstein_objective_of_the_exact_velocity_is_zero():
+    # the rest of a geodesic is a geodesic: from (m_t, S_t), (A_t - I) / (1 - t) = (A - I) M_t^-1
+    g = torch.Generator().manual_seed(0)
+    cloud = torch.randn(1, 9, 3, generator=g, dtype=torch.float64)
+    x1 = cloud.expand(5, 9, 3)
+    mask = torch.ones(5, 9, dtype=torch.bool)
+    objective = BuresWassersteinObjective(GaussianVelocity(3), shrinkage=0.2)
+    m1, S1 = objective.gaussians(cloud, None)
+    objective.net = GeodesicToTarget(m1, S1)
+    out = objective(x1, mask, None, g)
+    assert out.loss.item() < 1e-18
+    assert set(out.parts) == {"mean", "cov"}
+
+
+def test_gaussian_velocity_vech_is_an_isometry():
+    net = GaussianVelocity(4)
+    S = torch.randn(3, 4, 4, dtype=torch.float64)
+    S = S + S.mT
+    z = net.vech(S)
+    assert z.shape == (3, 10)
+    torch.testing.assert_close(z.norm(dim=-1), S.flatten(1).norm(dim=-1))
+    torch.testing.assert_close(net.unvech(z), S)
+
+
+def test_gaussian_velocity_guidance_and_dropout():
+    torch.manual_seed(0)
+    net = GaussianVelocity(2, n_conditions=3, hidden=8, n_layers=1, cfg_dropout=1.0).double()
+    m, S = torch.zeros(4, 2, dtype=torch.float64), torch.eye(2, dtype=torch.float64).expand(4, 2, 2)
+    t, labels = torch.full((4,), 0.3, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    null = net.guided(m, S, t, torch.full_like(labels, 3), 0.0)
+    cond = net.guided(m, S, t, labels, 0.0)
+    for a, b in zip(net(m, S, t, labels), null, strict=True):  # dropout 1: always the null label
+        torch.testing.assert_close(a, b)
+    w = 2.0
+    for a, c, u in zip(net.guided(m, S, t, labels, w), cond, null, strict=True):
+        torch.testing.assert_close(a, (1 + w) * c - w * u)
+    assert torch.allclose(cond[1], cond[1].mT)  # S_v symmetric
+
+
+def test_generate_gaussians_with_known_velocity():
+    # v_m = c, S_v = a I: m1 = m0 + c, S1 = (1 + a / n)^(2 n) S0 with n explicit steps
+    m0 = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    S0 = torch.tensor([[[2.0, 0.5], [0.5, 1.0]]], dtype=torch.float64)
+    c, a, n = torch.tensor([1.0, -1.0], dtype=torch.float64), 0.3, 8
+
+    def velocity(m, S, t, cond):
+        return c.expand_as(m), a * torch.eye(2, dtype=S.dtype).expand_as(S)
+
+    m1, S1 = generate_gaussians(velocity, m0, S0, n_steps=n)
+    torch.testing.assert_close(m1, m0 + c)
+    torch.testing.assert_close(S1, (1 + a / n) ** (2 * n) * S0)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def test_fit_writes_history_params_and_config(fitted):
+    adata, model = fitted()
+    history = adata.uns["niche"]["history"]
+    assert history["step"].tolist() == [5, 10, 12]
+    assert np.isfinite(history["train_loss"]).all()
+    params = adata.uns["niche"]["params"]["fit"]
+    assert params["condition_key"] == CONDITION
+    assert params["geometry"] == "point_cloud"
+    assert params["max_steps"] == 12
+    c = model.config
+    assert c.conditions == TYPES
+    assert (c.niche_sizes, c.size_counts) == ([K], [adata.n_obs])
+    assert model.features == list(adata.var_names)
+    points = np.asarray(adata.X, dtype=np.float64)[adata.obsm["niche_indices"]].reshape(-1, 5)
+    np.testing.assert_allclose(c.feature_mean, points.mean(0), rtol=1e-6)
+    assert c.feature_scale == pytest.approx(np.sqrt(points.var(0).mean()))
+    assert model.standardize(points).reshape(-1).std() == pytest.approx(1.0, rel=0.05)
+
+
+def test_fit_is_deterministic(fitted):
+    _, model = fitted()
+    again = mfm.tl.fit_niches(tissue(), **FIT)
+    for name, value in model.module.state_dict().items():
+        torch.testing.assert_close(again.module.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_chol_normal_noise_is_the_pooled_gaussian(fitted):
+    adata, model = fitted(noise="chol_normal")
+    points = np.asarray(adata.X, dtype=np.float64)[adata.obsm["niche_indices"]].reshape(-1, 5)
+    standardised = (points - points.mean(0)) / model.config.feature_scale
+    np.testing.assert_allclose(model.config.noise_mean, 0.0, atol=1e-6)
+    cov = np.cov(standardised.T, bias=True)
+    np.testing.assert_allclose(
+        model.config.noise_cov, 0.999 * cov + 1e-3 * np.trace(cov) / 5 * np.eye(5), atol=1e-6
+    )
+
+
+def test_nan_conditions_are_left_out():
+    adata = tissue()
+    adata.obs[CONDITION] = adata.obs[CONDITION].astype(object)
+    adata.obs.iloc[:10, adata.obs.columns.get_loc(CONDITION)] = np.nan
+    with pytest.warns(UserWarning, match="Left out 10 niches"):
+        model = mfm.tl.fit_niches(adata, **{**FIT, "max_steps": 1})
+    assert model.config.conditions == TYPES  # sorted values of a non-categorical column
+    assert model.config.size_counts == [adata.n_obs - 10]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"geometry": "sphere"}, ValueError, "`geometry` must be one of"),
+        ({"noise": "uniform"}, ValueError, "`noise` must be one of"),
+        ({"mode": "exact"}, ValueError, "`mode` must be one of"),
+        ({"shrinkage": 2.0}, ValueError, "`shrinkage` must be in"),
+        ({"batch_size": 0}, ValueError, "`batch_size`"),
+        ({"condition_key": "tissue"}, KeyError, "Column 'tissue' not found"),
+        ({"key_added": "nb"}, KeyError, r"run `mfm.pp.niches` first"),
+    ],
+)
+def test_fit_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mfm.tl.fit_niches(tissue(), **{**FIT, **kwargs})
+
+
+def test_fit_after_subsetting_asks_for_new_niches():
+    adata = tissue()[:200].copy()
+    with pytest.raises(ValueError, match="run `mfm.pp.niches` again after subsetting"):
+        mfm.tl.fit_niches(adata, **FIT)
+    del adata.obsm["niche_indices"]
+    with pytest.raises(KeyError, match=r"obsm\['niche_indices'\]"):
+        mfm.tl.fit_niches(adata, **FIT)
+
+
+# ---------------------------------------------------------------- generate
+
+
+def test_generated_anndata(fitted):
+    _, model = fitted()
+    gen = mfm.tl.generate_niches(model, conditions=["type_2", "type_0"], **GEN)
+    assert gen.n_obs == 2 * 3 * K
+    assert list(gen.var_names) == model.features
+    assert gen.X.dtype == np.float32 and np.isfinite(gen.X).all()
+    assert gen.obs["niche"].dtype == "category"
+    assert list(gen.obs["niche"].cat.categories) == [str(i) for i in range(6)]
+    assert (gen.obs["niche"].value_counts() == K).all()
+    assert list(gen.obs[CONDITION].cat.categories) == TYPES
+    assert (
+        gen.obs.groupby("niche", observed=True)[CONDITION].first().tolist()
+        == ["type_2"] * 3 + ["type_0"] * 3
+    )
+    assert gen.obs_names.is_unique
+    assert gen.uns["niche"]["params"]["condition_key"] == CONDITION
+    sized = mfm.tl.generate_niches(model, conditions="type_1", n_points=4, **GEN)
+    assert (sized.obs["niche"].value_counts() == 4).all() and sized.n_obs == 12
+
+
+def test_generation_is_deterministic(fitted):
+    _, model = fitted()
+    a = mfm.tl.generate_niches(model, **GEN, random_state=3)
+    b = mfm.tl.generate_niches(model, **GEN, random_state=3)
+    c = mfm.tl.generate_niches(model, **GEN, random_state=4)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert not np.allclose(a.X, c.X)
+    pd.testing.assert_frame_equal(a.obs, b.obs)
+
+
+def test_guidance(fitted):
+    _, model = fitted()
+    plain = mfm.tl.generate_niches(model, **GEN)
+    guided = mfm.tl.generate_niches(model, **GEN, guidance_scale=2.0)
+    assert not np.allclose(plain.X, guided.X)
+    _, no_null = fitted(cfg_dropout=0.0)
+    with pytest.raises(ValueError, match="cfg_dropout > 0"):
+        mfm.tl.generate_niches(no_null, **GEN, guidance_scale=1.0)
+
+
+def test_unknown_condition(fitted):
+    _, model = fitted()
+    with pytest.raises(
+        ValueError, match=r"\['type_9'\].*known conditions: \['type_0', 'type_1', 'type_2'\]"
+    ):
+        mfm.tl.generate_niches(model, conditions=["type_0", "type_9"], **GEN)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"geometry": "gaussian", "noise": "chol_normal"}])
+def test_save_load_gives_identical_generations(fitted, tmp_path, kwargs):
+    _, model = fitted(**kwargs)
+    model.save(tmp_path / "model")
+    loaded = mfm.tl.load(tmp_path / "model", device="cpu")
+    assert isinstance(loaded, NicheModel)
+    assert loaded.config == model.config
+    assert isinstance(loaded.config, NicheConfig)
+    before = mfm.tl.generate_niches(model, **GEN, random_state=1)
+    after = mfm.tl.generate_niches(loaded, **GEN, random_state=1)
+    np.testing.assert_array_equal(after.X, before.X)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def test_evaluate_known_answers():
+    adata = tissue(n_cells=90, n_genes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # rare classes left out of the CV
+        same = mfm.tl.evaluate_niches(adata, as_generated(adata), max_niches=1000)
+        shift = 30.0
+        moved = mfm.tl.evaluate_niches(adata, as_generated(adata, shift), max_niches=1000)
+    counts = adata.obs[CONDITION].value_counts()
+    assert same.index.tolist() == [*adata.obs[CONDITION].cat.categories, "all"]
+    assert same.loc["all", "n_real"] == same.loc["all", "n_generated"] == 90
+    assert (same.loc[TYPES, "n_real"] == counts[TYPES]).all()
+    np.testing.assert_allclose(same["w2"], 0.0, atol=1e-12)  # a niche set against itself
+    # translating every niche by c: the set W2 is |c| (the identity plan stays optimal)
+    np.testing.assert_allclose(moved["w2"], shift * np.sqrt(3), rtol=1e-7)  # float32 points
+    assert (moved["one_nn_accuracy"] == 1.0).all()
+    assert moved.loc[TYPES, "label_accuracy"].isna().all()
+    assert moved.loc["all", "label_accuracy"] < same.loc["all", "label_accuracy"]
+    summaries = mfm.metrics.cloud_summaries(
+        [np.asarray(adata.X)[i] for i in adata.obsm["niche_indices"]]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = mfm.metrics.label_accuracy(
+            summaries,
+            adata.obs[CONDITION].astype(str).to_numpy(),
+            summaries,
+            adata.obs[CONDITION].astype(str).to_numpy(),
+            random_state=np.random.default_rng(0),
+        )
+    assert same.loc["all", "label_accuracy"] == pytest.approx(reference["generated"])
+    pd.testing.assert_frame_equal(adata.uns["niche"]["metrics"], moved)
+
+
+def test_evaluate_subsamples_balanced_by_condition(fitted):
+    adata, model = fitted()
+    gen = mfm.tl.generate_niches(model, n_per_condition=5, n_steps=2)
+    table = mfm.tl.evaluate_niches(adata, gen, max_niches=10)
+    assert table.loc[TYPES, "n_real"].tolist() == [4, 3, 3]  # 10 shared as evenly as possible
+    assert table.loc["all", "n_real"] == 10
+    assert 0.0 <= table.loc["all", "label_accuracy"] <= 1.0
+    assert 0.0 <= table.loc["all", "label_accuracy_real"] <= 1.0
+
+
+def test_h5ad_round_trip_of_every_key(fitted, tmp_path):
+    adata, model = fitted()
+    gen = mfm.tl.generate_niches(model, **GEN)
+    mfm.tl.evaluate_niches(adata, gen, max_niches=20)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    gen.write_h5ad(tmp_path / "g.h5ad")
+    a, g = ad.read_h5ad(tmp_path / "a.h5ad"), ad.read_h5ad(tmp_path / "g.h5ad")
+    np.testing.assert_array_equal(a.obsm["niche_indices"], adata.obsm["niche_indices"])
+    pd.testing.assert_frame_equal(a.uns["niche"]["history"], adata.uns["niche"]["history"])
+    pd.testing.assert_frame_equal(a.uns["niche"]["metrics"], adata.uns["niche"]["metrics"])
+    fit = a.uns["niche"]["params"].pop("fit")
+    assert {k: list(v) if isinstance(v, np.ndarray) else v for k, v in fit.items()} == adata.uns[
+        "niche"
+    ]["params"]["fit"]
+    assert a.uns["niche"]["params"] == {
+        k: v for k, v in adata.uns["niche"]["params"].items() if k != "fit"
+    }
+    pd.testing.assert_frame_equal(g.obs, gen.obs)
+    assert g.uns["niche"]["params"] == gen.uns["niche"]["params"]
+    # the written files are enough to evaluate again
+    table = mfm.tl.evaluate_niches(a, g, max_niches=20)
+    pd.testing.assert_frame_equal(table, adata.uns["niche"]["metrics"])
+
+
+def test_evaluate_errors(fitted):
+    adata, model = fitted()
+    gen = mfm.tl.generate_niches(model, **GEN)
+    with pytest.raises(KeyError, match="pass the AnnData returned by `mfm.tl.generate_niches`"):
+        mfm.tl.evaluate_niches(adata, gen, key_added="nb")
+    other = gen.copy()
+    other.var_names = [f"x{i}" for i in range(other.n_vars)]
+    with pytest.raises(ValueError, match="differ from the niche features"):
+        mfm.tl.evaluate_niches(adata, other)
+
+
+# ---------------------------------------------------------------- other geometries, unconditional
+
+
+def test_gaussian_geometry(fitted):
+    adata, model = fitted(geometry="gaussian")
+    assert isinstance(model.module, GaussianVelocity)
+    assert np.isfinite(adata.uns["niche"]["history"]["train_loss"]).all()
+    gen = mfm.tl.generate_niches(model, n_per_condition=4, n_steps=3, n_points=5)
+    assert gen.n_obs == 3 * 4 * 5 and np.isfinite(gen.X).all()
+    table = mfm.tl.evaluate_niches(adata, gen, max_niches=12)
+    assert np.isfinite(table[["one_nn_accuracy", "w2"]].to_numpy()).all()
+
+
+def test_unconditional_model(fitted, tmp_path):
+    adata, model = fitted(condition_key=None, mode="barycentric")
+    assert model.config.conditions == [] and model.config.condition_key is None
+    gen = mfm.tl.generate_niches(model, **GEN)
+    assert list(gen.obs.columns) == ["niche"] and gen.n_obs == 3 * K
+    with pytest.raises(ValueError, match="unconditional"):
+        mfm.tl.generate_niches(model, conditions=["type_0"], **GEN)
+    table = mfm.tl.evaluate_niches(adata, gen, max_niches=6)
+    assert table.index.tolist() == ["all"]
+    assert math.isnan(table.loc["all", "label_accuracy"])
+    adata.write_h5ad(tmp_path / "a.h5ad")  # no None / empty entries that h5ad cannot hold
+    gen.write_h5ad(tmp_path / "g.h5ad")
+
+
+# ---------------------------------------------------------------- quality
+
+
+@pytest.mark.slow
+def test_generated_niches_are_recognisable():
+    """After a short training, the real-niche classifier labels generated niches well."""
+    adata = mfm.datasets.simulated_tissue(n_cells=1500, n_genes=6, n_cell_types=4, random_state=0)
+    mfm.pp.niches(adata, n_neighbors=8, library_key="slice")
+    model = mfm.tl.fit_niches(
+        adata,
+        condition_key=CONDITION,
+        hidden=32,
+        n_layers=2,
+        n_heads=2,
+        batch_size=32,
+        max_steps=300,
+        ot_iter=50,
+        lr=2e-3,
+        device="cpu",
+        progress=False,
+    )
+    gen = mfm.tl.generate_niches(model, n_per_condition=40, n_steps=20)
+    table = mfm.tl.evaluate_niches(adata, gen, max_niches=80)
+    accuracy = table.loc["all", "label_accuracy"]
+    assert accuracy > 0.6  # chance: 0.25
+    assert accuracy > table.loc["all", "label_accuracy_real"] - 0.25
