@@ -14,6 +14,7 @@ import argparse
 import time
 
 import pandas as pd
+import torch
 from sklearn.cluster import KMeans
 
 import mfm
@@ -78,7 +79,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     adata = load(args.clusters, args.seed)
     patients = sorted(adata.obs["patient_id"].unique())

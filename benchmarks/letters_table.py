@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 import mfm
 
@@ -113,7 +114,10 @@ def main() -> None:
     parser.add_argument("--train-every", type=int, default=12, help="evaluate every k-th train pop")
     parser.add_argument("--solver", default="dopri5")
     parser.add_argument("--n-steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = []
     for seed in args.seeds:
         adata = letters_adata(args.n_points, seed)

@@ -51,7 +51,8 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+# .rst first: autosummary writes its stub pages with the first suffix
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
@@ -70,12 +71,14 @@ nb_merge_streams = True
 
 autosummary_generate = True
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
 autodoc_default_options = {"show-inheritance": True}
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_param = True
 napoleon_use_rtype = False  # "Returns" sections are prose ("The trained model. Also sets ...")
+# mfm writes "Returns" as prose and bullet lists ("Nothing; sets" + the keys written), not as
+# numpy "name : type" entries: render the section as written (the type comes from the hints).
+napoleon_custom_sections = ["Returns"]
 typehints_defaults = "comma"
 typehints_use_rtype = False
 always_document_param_types = False

@@ -40,7 +40,7 @@ def make_generated(adata: AnnData, offset: float = 100.0) -> AnnData:
 
 def _key(points: np.ndarray) -> tuple:
     """An order-free fingerprint of a cloud (float32 round-off below 1e-3 ignored)."""
-    return tuple(np.round(np.sort(points, axis=0), 3).ravel())
+    return tuple(np.round(np.sort(np.asarray(points, dtype=np.float64), axis=0), 3).ravel())
 
 
 def _niche_points(ax: Axes) -> np.ndarray:

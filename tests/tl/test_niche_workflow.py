@@ -89,6 +89,14 @@ def as_generated(adata: AnnData, offset: float = 0.0) -> AnnData:
     return generated
 
 
+def plain(params: dict) -> dict:
+    """``params`` read from h5ad with its arrays back as lists."""
+    return {
+        k: plain(v) if isinstance(v, dict) else v.tolist() if isinstance(v, np.ndarray) else v
+        for k, v in params.items()
+    }
+
+
 # ---------------------------------------------------------------- objectives (torch only)
 
 
@@ -280,6 +288,19 @@ def test_generated_anndata(fitted):
     assert (sized.obs["niche"].value_counts() == 4).all() and sized.n_obs == 12
 
 
+def test_counts_per_condition(fitted):
+    _, model = fitted()
+    gen = mfm.tl.generate_niches(model, n_per_condition={"type_2": 2, "type_0": 1}, n_steps=2)
+    per_niche = gen.obs.groupby("niche", observed=True)[CONDITION].first()
+    assert per_niche.tolist() == ["type_2", "type_2", "type_0"]
+    assert gen.uns["niche"]["params"]["n_per_condition"] == [2, 1]
+    assert gen.uns["niche"]["params"]["conditions"] == ["type_2", "type_0"]
+    with pytest.raises(ValueError, match="not both"):
+        mfm.tl.generate_niches(model, conditions=["type_0"], n_per_condition={"type_0": 1})
+    with pytest.raises(ValueError, match="`n_per_condition` must be an integer >= 1"):
+        mfm.tl.generate_niches(model, n_per_condition={"type_0": 0})
+
+
 def test_generation_is_deterministic(fitted):
     _, model = fitted()
     a = mfm.tl.generate_niches(model, **GEN, random_state=3)
@@ -377,15 +398,9 @@ def test_h5ad_round_trip_of_every_key(fitted, tmp_path):
     np.testing.assert_array_equal(a.obsm["niche_indices"], adata.obsm["niche_indices"])
     pd.testing.assert_frame_equal(a.uns["niche"]["history"], adata.uns["niche"]["history"])
     pd.testing.assert_frame_equal(a.uns["niche"]["metrics"], adata.uns["niche"]["metrics"])
-    fit = a.uns["niche"]["params"].pop("fit")
-    assert {k: list(v) if isinstance(v, np.ndarray) else v for k, v in fit.items()} == adata.uns[
-        "niche"
-    ]["params"]["fit"]
-    assert a.uns["niche"]["params"] == {
-        k: v for k, v in adata.uns["niche"]["params"].items() if k != "fit"
-    }
+    assert plain(a.uns["niche"]["params"]) == adata.uns["niche"]["params"]
     pd.testing.assert_frame_equal(g.obs, gen.obs)
-    assert g.uns["niche"]["params"] == gen.uns["niche"]["params"]
+    assert plain(g.uns["niche"]["params"]) == gen.uns["niche"]["params"]
     # the written files are enough to evaluate again
     table = mfm.tl.evaluate_niches(a, g, max_niches=20)
     pd.testing.assert_frame_equal(table, adata.uns["niche"]["metrics"])

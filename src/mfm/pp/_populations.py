@@ -176,10 +176,11 @@ def _drop_small(
     orphans = table.index[table[K.SOURCE].isin(small) & ~table.index.isin(small)]
     dropped = small.append(orphans)
     if len(dropped) == len(table):
+        orphaned = f", the other {len(orphans)} lost their control" if len(orphans) else ""
         msg = (
             f"No population is left: {len(small)} of {len(table)} have fewer than "
-            f"`min_cells={min_cells}` cells and the others lost their control "
-            f"(largest: {int(table[K.N_CELLS].max())}); lower `min_cells`."
+            f"`min_cells={min_cells}` cells{orphaned} (largest: {int(table[K.N_CELLS].max())}); "
+            "lower `min_cells`."
         )
         raise ValueError(msg)
     if len(dropped):

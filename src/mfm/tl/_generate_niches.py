@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ def generate_niches(
     model: NicheModel,
     *,
     conditions: str | Sequence[str] | None = None,
-    n_per_condition: int = 100,
+    n_per_condition: int | Mapping[str, int] = 100,
     n_points: int | None = None,
     guidance_scale: float = 0.0,
     n_steps: int = 100,
@@ -43,7 +43,8 @@ def generate_niches(
         ``None``: every training condition (or unconditional niches for an unconditional
         model).
     n_per_condition
-        Niches per condition.
+        Niches per condition, or a mapping from condition name to number of niches (e.g. the
+        condition counts of the real tissue; then leave ``conditions`` as ``None``).
     n_points
         Points per niche; ``None`` draws each niche's size from the sizes of the training
         niches.
@@ -70,16 +71,16 @@ def generate_niches(
     --------
     >>> gen = mfm.tl.generate_niches(model, conditions=["type_0", "type_1"], n_per_condition=50)
     """
-    check_positive_int("n_per_condition", n_per_condition)
     check_positive_int("n_steps", n_steps)
     check_positive_int("batch_size", batch_size)
     if n_points is not None:
         check_positive_int("n_points", n_points)
-    names, codes = _resolve_conditions(model, conditions, guidance_scale)
+    names, counts = _resolve_counts(model, conditions, n_per_condition)
+    codes = _resolve_codes(model, names, guidance_scale)
     rng = as_numpy_rng(random_state)
-    n_niches = n_per_condition * max(1, len(names))
+    n_niches = int(counts.sum())
     sizes = _sizes(model, n_niches, n_points, rng)
-    labels = None if codes is None else np.repeat(codes, n_per_condition)
+    labels = None if codes is None else np.repeat(codes, counts)
 
     generator = as_torch_generator(rng, model.device)
     clouds = model.sample(
@@ -94,34 +95,51 @@ def generate_niches(
     keys = K.NicheKeys(model.config.key_added)
     generated.uns[keys.uns] = {
         keys.params: _generate_params(
-            model, n_per_condition, n_points, guidance_scale, n_steps, random_state
+            model, names, counts, n_points, guidance_scale, n_steps, random_state
         )
     }
     logger.info("generated %d niches (%d points)", n_niches, generated.n_obs)
     return generated
 
 
-def _resolve_conditions(
-    model: NicheModel, conditions: str | Sequence[str] | None, guidance_scale: float
-) -> tuple[list[str], np.ndarray | None]:
-    """Condition names and codes (``None`` for an unconditional model)."""
+def _resolve_counts(
+    model: NicheModel,
+    conditions: str | Sequence[str] | None,
+    n_per_condition: int | Mapping[str, int],
+) -> tuple[list[str], np.ndarray]:
+    """Condition names (empty for an unconditional model) and niches to generate of each."""
+    if isinstance(n_per_condition, Mapping):
+        if conditions is not None:
+            msg = "Pass `conditions` or a mapping `n_per_condition`, not both."
+            raise ValueError(msg)
+        names = [str(name) for name in n_per_condition]
+        counts = [n_per_condition[name] for name in n_per_condition]
+    else:
+        names = model.config.conditions if conditions is None else _as_list(conditions)
+        counts = [n_per_condition] * max(1, len(names))
+    for count in counts:
+        check_positive_int("n_per_condition", count)
+    return names, np.asarray(counts, dtype=np.int64)
+
+
+def _resolve_codes(model: NicheModel, names: list[str], guidance_scale: float) -> np.ndarray | None:
+    """Codes of the conditions (``None`` for an unconditional model), options checked."""
     known = model.config.conditions
     if not known:
-        if conditions is not None:
+        if names:
             msg = "The model is unconditional (no `condition_key`); pass `conditions=None`."
             raise ValueError(msg)
         if guidance_scale != 0:
             msg = "`guidance_scale` needs a conditional model; pass `guidance_scale=0`."
             raise ValueError(msg)
-        return [], None
+        return None
     if guidance_scale != 0 and model.config.cfg_dropout == 0:
         msg = "`guidance_scale` needs a model trained with `cfg_dropout > 0` (a null label)."
         raise ValueError(msg)
-    names = known if conditions is None else _as_list(conditions)
     if not names:
         msg = f"`conditions` is empty; pass some of {known}."
         raise ValueError(msg)
-    return names, model.condition_codes(names)
+    return model.condition_codes(names)
 
 
 def _as_list(conditions: str | Sequence[str]) -> list[str]:
@@ -159,7 +177,8 @@ def _niches_anndata(
 
 def _generate_params(
     model: NicheModel,
-    n_per_condition: int,
+    names: list[str],
+    counts: np.ndarray,
     n_points: int | None,
     guidance_scale: float,
     n_steps: int,
@@ -170,13 +189,13 @@ def _generate_params(
     params = {
         "geometry": c.geometry,
         K.USE_REP: c.use_rep,
-        "n_per_condition": int(n_per_condition),
+        "n_per_condition": counts.tolist(),
         "guidance_scale": float(guidance_scale),
         "n_steps": int(n_steps),
         "random_state": int(random_state),
     }
     if c.condition_key is not None:
-        params["condition_key"] = c.condition_key
+        params.update(condition_key=c.condition_key, conditions=names)
     if n_points is not None:
         params["n_points"] = int(n_points)
     return params
