@@ -19,11 +19,13 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     n = 40
     rows = [(p, c) for p in ("P0", "P1", "P2") for c in ("control", "drug") for _ in range(n)]
-    obs = pd.DataFrame(rows, columns=["patient", "treatment"], index=[f"c{i}" for i in range(len(rows))])
+    obs = pd.DataFrame(rows, columns=["patient", "treatment"])
+    obs.index = [f"c{i}" for i in range(len(rows))]
     x = rng.normal(size=(len(rows), 3)).astype(np.float32)
     x[obs["treatment"].to_numpy() == "drug", 0] += 2.0
     adata = ad.AnnData(x, obs=obs)
-    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control", min_cells=10)
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment",
+                       control="control", min_cells=10)
     model = mfm.tl.fit(adata, method="mfm", knn=3, max_steps=6, cells_per_population=16,
                        batch_populations=2, hidden=16, n_layers=2, device="cpu", progress=False)
     model.save(f"{sys.argv[1]}/rank{rank}")
