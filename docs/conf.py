@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 project = "mfm"
 author = "mfm developers"
-copyright = "mfm developers"  # noqa: A001 - Sphinx's name
+copyright = "mfm developers"
 try:
     from mfm import __version__ as release
 except ImportError:  # the API pages then stay empty, the rest still builds
@@ -44,7 +44,7 @@ extensions = [
     "myst_nb",  # Markdown pages (MyST) and notebooks
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.napoleon",  # numpy-style docstrings; must come before autodoc_typehints
+    "sphinx.ext.napoleon",  # numpy-style docstrings; must come before sphinx_autodoc_typehints
     "sphinx_autodoc_typehints",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
@@ -147,7 +147,8 @@ def check_api_page(app: Sphinx) -> None:
         logger.warning("cannot import mfm to check api.md: %s", error)
         return
     text = (HERE / "api.md").read_text()
-    listed = set(re.findall(r"^\s+~?((?:%s)\.[\w.]+)\s*$" % "|".join(API_PACKAGES), text, re.M))
+    packages = "|".join(API_PACKAGES)
+    listed = set(re.findall(rf"^\s+~?((?:{packages})\.[\w.]+)\s*$", text, re.MULTILINE))
     for name in sorted(expected - listed):
         logger.warning("api.md does not list mfm.%s (in __all__)", name)
     for name in sorted(listed - expected):

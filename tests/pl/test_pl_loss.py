@@ -1,5 +1,6 @@
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -61,3 +62,15 @@ def test_loss_missing_history_names_fit(adata):
     del adata.uns["mfm"]["history"]
     with pytest.raises(KeyError, match=r"\['history'\].*`mfm\.tl\.fit`"):
         mfm.pl.loss(adata, show=False)
+
+
+def test_loss_one_colour_pair_per_method(adata):
+    one = adata.uns["mfm"]["history"]
+    two = [one.assign(method=m, train_loss=one["train_loss"] * s) for m, s in [("FM", 1), ("MFM", 2)]]
+    adata.uns["mfm"]["history"] = pd.concat(two, ignore_index=True)
+    ax = mfm.pl.loss(adata, show=False)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["FM train", "FM validation", "MFM train", "MFM validation"]
+    mfm_train = ax.get_lines()[2]
+    np.testing.assert_allclose(mfm_train.get_ydata(), one["train_loss"] * 2)
+    assert len({line.get_color() for line in ax.get_lines()}) == 4

@@ -52,7 +52,8 @@ def test_history(prepare, fit_kw, max_steps, steps):
     adata = prepare()
     mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps})
     history = adata.uns["mfm"]["history"]
-    assert history.columns.tolist() == ["step", "train_loss", "val_loss", "lr"]
+    assert history.columns.tolist() == ["method", "step", "train_loss", "val_loss", "lr"]
+    assert history["method"].nunique() == 1
     assert len(history) == math.ceil(max_steps / fit_kw["val_every"])
     assert history["step"].tolist() == steps
     assert np.isfinite(history[["train_loss", "val_loss", "lr"]].to_numpy()).all()

@@ -448,13 +448,19 @@ def test_unconditional_model(fitted, tmp_path):
 
 
 @pytest.mark.slow
-def test_generated_niches_are_recognisable():
-    """After a short training, the real-niche classifier labels generated niches well."""
+@pytest.mark.parametrize(("geometry", "minimum"), [("point_cloud", 0.6), ("gaussian", 0.45)])
+def test_generated_niches_are_recognisable(geometry, minimum):
+    """After a short training, the real-niche classifier labels generated niches well.
+
+    Untrained (1 step) both geometries score 0.21-0.26, chance level; the real niches' own
+    cross-validated accuracy is 0.75.
+    """
     adata = mfm.datasets.simulated_tissue(n_cells=1500, n_genes=6, n_cell_types=4, random_state=0)
     mfm.pp.niches(adata, n_neighbors=8, library_key="slice")
     model = mfm.tl.fit_niches(
         adata,
         condition_key=CONDITION,
+        geometry=geometry,
         hidden=32,
         n_layers=2,
         n_heads=2,
@@ -468,5 +474,49 @@ def test_generated_niches_are_recognisable():
     gen = mfm.tl.generate_niches(model, n_per_condition=40, n_steps=20)
     table = mfm.tl.evaluate_niches(adata, gen, max_niches=80)
     accuracy = table.loc["all", "label_accuracy"]
-    assert accuracy > 0.6  # chance: 0.25
-    assert accuracy > table.loc["all", "label_accuracy_real"] - 0.25
+    assert accuracy > minimum  # chance: 0.25
+    assert table.loc["all", "label_accuracy_real"] > 0.7
+
+
+DDP_SCRIPT = """
+import sys
+import torch
+import mfm
+
+torch.distributed.init_process_group("gloo")
+adata = mfm.datasets.simulated_tissue(n_cells=120, n_genes=3, n_cell_types=2, random_state=0)
+mfm.pp.niches(adata, n_neighbors=4, library_key="slice")
+model = mfm.tl.fit_niches(adata, condition_key="cell_type", hidden=8, n_layers=1, n_heads=2,
+                          batch_size=4, max_steps=4, ot_iter=10, device="cpu", progress=False)
+model.save(f"{sys.argv[1]}/rank{torch.distributed.get_rank()}")
+torch.distributed.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_two_ranks_stay_in_sync(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "train.py"
+    script.write_text(DDP_SCRIPT)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+        f"--master-port={port}", str(script), str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = (mfm.tl.load(tmp_path / f"rank{r}", device="cpu") for r in (0, 1))
+    # each rank drew its own niches and noise, DDP averaged the gradients: same weights
+    for name, value in first.module.state_dict().items():
+        torch.testing.assert_close(second.module.state_dict()[name], value, rtol=0, atol=1e-6)
+    fresh = NicheModel(first.config, first.features, device="cpu")
+    assert any(
+        not torch.equal(fresh.module.state_dict()[k], v)
+        for k, v in first.module.state_dict().items()
+    )

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from .._keys import Keys
 from ._utils import (
     FIT_VERB,
+    METHOD,
     STEP,
     TRAIN_LOSS,
     VAL_LOSS,
@@ -34,9 +35,10 @@ def loss(
 ) -> Axes | Figure | None:
     """Plot the training and validation loss recorded by `mfm.tl.fit`.
 
-    Reads ``adata.uns[key]['history']`` (columns ``step``, ``train_loss``, ``val_loss``); the
-    training loss is drawn as a line at every recorded step, the validation loss as a line with
-    markers at the steps where it was evaluated (``val_loss`` not NaN).
+    Reads ``adata.uns[key]['history']`` (columns ``step``, ``train_loss``, ``val_loss`` and,
+    when several methods were fitted, ``method``); the training loss is drawn as a line at
+    every recorded step, the validation loss as a line with markers at the steps where it was
+    evaluated (``val_loss`` not NaN). Each method gets its own colours.
 
     Parameters
     ----------
@@ -62,20 +64,32 @@ def loss(
     keys = Keys(key)
     history = read_table(adata, keys.uns, keys.history, FIT_VERB, (STEP, TRAIN_LOSS))
     fig, ax = new_axes(ax)
-    train_color, val_color = palette(2)
-    ax.plot(history[STEP], history[TRAIN_LOSS], color=train_color, label="train")
-    plotted = [history[TRAIN_LOSS].to_numpy(dtype=float)]
-    if VAL_LOSS in history.columns:
-        val = history[[STEP, VAL_LOSS]].dropna()
-        if len(val):
-            ax.plot(val[STEP], val[VAL_LOSS], "o-", color=val_color, label="validation", ms=4)
-            plotted.append(val[VAL_LOSS].to_numpy(dtype=float))
+    methods = history[METHOD].unique().tolist() if METHOD in history.columns else [None]
+    colors = iter(palette(2 * len(methods)))
+    plotted = []
+    for method in methods:
+        rows = history if method is None else history[history[METHOD] == method]
+        prefix = "" if len(methods) == 1 else f"{method} "
+        plotted += _plot_losses(ax, rows, prefix, next(colors), next(colors))
     if log:
         _set_log_scale(ax, np.concatenate(plotted))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     outside_legend(ax)
     return show_or_return(fig, ax, show=show, return_fig=return_fig)
+
+
+def _plot_losses(ax: Axes, history, prefix: str, train_color, val_color) -> list[np.ndarray]:
+    """Draw one method's train (line) and validation (markers) losses; return the values."""
+    ax.plot(history[STEP], history[TRAIN_LOSS], color=train_color, label=f"{prefix}train")
+    plotted = [history[TRAIN_LOSS].to_numpy(dtype=float)]
+    if VAL_LOSS in history.columns:
+        val = history[[STEP, VAL_LOSS]].dropna()
+        if len(val):
+            label = f"{prefix}validation"
+            ax.plot(val[STEP], val[VAL_LOSS], "o-", color=val_color, label=label, ms=4)
+            plotted.append(val[VAL_LOSS].to_numpy(dtype=float))
+    return plotted
 
 
 def _set_log_scale(ax: Axes, values: np.ndarray) -> None:

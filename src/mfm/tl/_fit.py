@@ -100,7 +100,8 @@ def fit(
     -------
     The trained :class:`~mfm.tl.MetaFlowModel`. Also sets
 
-    - ``adata.uns[key_added]['history']``: DataFrame of step, train/val loss, lr;
+    - ``adata.uns[key_added]['history']``: DataFrame of method, step, train/val loss, lr
+      (rows of earlier fits of other methods are kept, so ``mfm.pl.loss`` compares them);
     - ``adata.uns[key_added]['params']['fit']``: the fit parameters;
     - ``adata.uns[key_added]['population_embedding']``: DataFrame (control population x
       embedding dimension) of h (MFM and CGFM).
@@ -151,7 +152,7 @@ def fit(
     )
 
     embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
-    adata.uns[keys.uns][keys.history] = history
+    adata.uns[keys.uns][keys.history] = _merge_history(adata, keys, history, model.label)
     adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
         config, settings, batch_populations, random_state
     )
@@ -219,6 +220,16 @@ def embedding_frame(names: list[str], rows: list[np.ndarray]) -> pd.DataFrame:
     """DataFrame (population x ``h0, h1, ...``) of embeddings."""
     columns = [f"h{j}" for j in range(len(rows[0]))]
     return pd.DataFrame(np.stack(rows), index=pd.Index(names, name=K.POPULATION), columns=columns)
+
+
+def _merge_history(adata: AnnData, keys: K.Keys, history: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Return the history with a ``method`` column, after earlier rows of other methods."""
+    history.insert(0, K.METHOD, label)
+    previous = adata.uns[keys.uns].get(keys.history)
+    if previous is None or K.METHOD not in previous:
+        return history
+    others = previous[previous[K.METHOD] != label]
+    return pd.concat([others, history], ignore_index=True)
 
 
 def _check_options(
