@@ -66,7 +66,8 @@ def test_loss_missing_history_names_fit(adata):
 
 def test_loss_one_colour_pair_per_method(adata):
     one = adata.uns["mfm"]["history"]
-    two = [one.assign(method=m, train_loss=one["train_loss"] * s) for m, s in [("FM", 1), ("MFM", 2)]]
+    scales = [("FM", 1), ("MFM", 2)]
+    two = [one.assign(method=m, train_loss=one["train_loss"] * s) for m, s in scales]
     adata.uns["mfm"]["history"] = pd.concat(two, ignore_index=True)
     ax = mfm.pl.loss(adata, show=False)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
