@@ -62,6 +62,7 @@ def evaluate_model(adata, name: str, args, seed: int) -> pd.DataFrame:
         method=method,
         source=source,
         knn=knn,
+        coupling=args.coupling,
         max_steps=args.budget,
         progress=False,
         random_state=seed,
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--n-points", type=int, default=1000)
     parser.add_argument("--max-cells", type=int, default=1000)
     parser.add_argument("--train-every", type=int, default=12, help="evaluate every k-th train pop")
+    parser.add_argument("--coupling", default="independent", choices=["independent", "ot"])
     parser.add_argument("--solver", default="dopri5")
     parser.add_argument("--n-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -123,7 +125,7 @@ def main() -> None:
         adata = letters_adata(args.n_points, seed)
         results += [evaluate_model(adata, name, args, seed) for name in args.models]
     table = summarise(pd.concat(results))
-    print(f"\nletters, {args.budget} steps per model, seeds {args.seeds}, CPU\n")
+    print(f"\nletters, {args.budget} steps, {args.coupling} coupling, seeds {args.seeds}, CPU\n")
     print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
 
 
