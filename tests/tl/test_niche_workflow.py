@@ -20,10 +20,10 @@ import mfm
 from mfm.flows import bures_wasserstein as bw
 from mfm.flows.niche_objectives import (
     BuresWassersteinObjective,
-    GaussianVelocity,
     PointCloudObjective,
     generate_gaussians,
 )
+from mfm.models import GaussianVelocity
 from mfm.tl import NicheConfig, NicheModel
 
 K = 6

@@ -5,7 +5,6 @@ from .couplings import independent_coupling, ot_coupling
 from .losses import LossOutput, MetaFlowObjective
 from .niche_objectives import (
     BuresWassersteinObjective,
-    GaussianVelocity,
     PointCloudObjective,
     generate_gaussians,
 )
@@ -21,7 +20,6 @@ from .solve import integrate, integrate_path
 
 __all__ = [
     "BuresWassersteinObjective",
-    "GaussianVelocity",
     "LossOutput",
     "MetaFlowObjective",
     "PathSample",

@@ -2,6 +2,7 @@
 
 from .conditioners import GCNConditioner, NullConditioner, OneHotConditioner
 from .embedding import SinusoidalTimeEmbedding
+from .gaussian_velocity import GaussianVelocity
 from .gcn import GCNEncoder, GCNGraph, GCNLayer, gcn_graph
 from .knn import knn_graph
 from .meta_flow import MetaFlowNet
@@ -16,6 +17,7 @@ __all__ = [
     "GCNEncoder",
     "GCNGraph",
     "GCNLayer",
+    "GaussianVelocity",
     "SinusoidalTimeEmbedding",
     "VelocityMLP",
     "gcn_graph",

@@ -12,8 +12,7 @@ from matplotlib.figure import Figure
 from .._checks import check_positive_int, check_uns
 from .._keys import USE_REP, NicheKeys
 from .._utils import RandomState, as_numpy_rng, get_features
-from ._predictions import _resolve_components
-from ._utils import GREY, grid_axes, new_axes, palette, show_or_return
+from ._utils import GREY, grid_axes, new_axes, palette, resolve_components, show_or_return
 
 #: The verbs that write what this plot reads, named in error messages.
 NICHES_VERB = "mfm.pp.niches"
@@ -76,7 +75,7 @@ def niches(
     keys = NicheKeys(key)
     rng = as_numpy_rng(random_state)
     cells, names = _cell_features(adata, keys)
-    dims = _resolve_components(components, names)
+    dims = resolve_components(components, names)
     fake = _generated_niches(generated, keys, condition, n, rng)
     real = _real_niches(adata, generated, keys, condition, n, rng)
     points = np.asarray(generated.X, dtype=np.float64)[:, dims]

@@ -20,6 +20,7 @@ from ._utils import (
     new_axes,
     palette,
     read_table,
+    resolve_components,
     show_or_return,
 )
 
@@ -83,7 +84,7 @@ def predictions(
     use_rep = adata.uns[keys.uns].get(keys.params, {}).get(USE_REP)
     names = get_features(adata[:0], use_rep)[1]
     _check_feature_names(pred, names)
-    dims = _resolve_components(components, names)
+    dims = resolve_components(components, names)
     if ax is not None or isinstance(population, str):
         fig, panel = new_axes(ax)
         panels = [panel]
@@ -132,29 +133,6 @@ def _check_feature_names(pred: AnnData, names: list[str]) -> None:
             f"observed data ({names[:5]}...); predict with `{PREDICT_VERB}` on this AnnData."
         )
         raise ValueError(msg)
-
-
-def _resolve_components(components: Sequence[int | str], names: list[str]) -> tuple[int, int]:
-    """Turn two feature indices or names into two indices into ``names``."""
-    if isinstance(components, str) or len(components) != 2:
-        msg = f"`components` must hold two feature indices or names, got {components!r}."
-        raise ValueError(msg)
-    dims = []
-    for component in components:
-        if isinstance(component, str):
-            if component not in names:
-                msg = f"`components`: feature {component!r} not found; features: {names[:10]}..."
-                raise KeyError(msg)
-            dims.append(names.index(component))
-        elif isinstance(component, int | np.integer) and not isinstance(component, bool):
-            if not 0 <= component < len(names):
-                msg = f"`components`: index {component} out of range for {len(names)} features."
-                raise ValueError(msg)
-            dims.append(int(component))
-        else:
-            msg = f"`components` must hold ints or feature names, got {component!r}."
-            raise TypeError(msg)
-    return dims[0], dims[1]
 
 
 def _population_cells(

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
@@ -128,3 +129,26 @@ def palette(n_colors: int) -> list[str]:
 def outside_legend(ax: Axes, **kwargs) -> None:
     """Draw the legend right of ``ax``, frameless, as scanpy's ``legend_loc="right margin"``."""
     ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), **kwargs)
+
+
+def resolve_components(components: Sequence[int | str], names: list[str]) -> tuple[int, int]:
+    """Turn two feature indices or names into two indices into ``names``."""
+    if isinstance(components, str) or len(components) != 2:
+        msg = f"`components` must hold two feature indices or names, got {components!r}."
+        raise ValueError(msg)
+    dims = []
+    for component in components:
+        if isinstance(component, str):
+            if component not in names:
+                msg = f"`components`: feature {component!r} not found; features: {names[:10]}..."
+                raise KeyError(msg)
+            dims.append(names.index(component))
+        elif isinstance(component, int | np.integer) and not isinstance(component, bool):
+            if not 0 <= component < len(names):
+                msg = f"`components`: index {component} out of range for {len(names)} features."
+                raise ValueError(msg)
+            dims.append(int(component))
+        else:
+            msg = f"`components` must hold ints or feature names, got {component!r}."
+            raise TypeError(msg)
+    return dims[0], dims[1]

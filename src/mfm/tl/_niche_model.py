@@ -14,12 +14,11 @@ from torch import Tensor, nn
 from ..flows import bures_wasserstein as bw
 from ..flows.niche_objectives import (
     BuresWassersteinObjective,
-    GaussianVelocity,
     PointCloudObjective,
     generate_gaussians,
 )
 from ..flows.point_clouds import generate_clouds
-from ..models import SetTransformerVelocity
+from ..models import GaussianVelocity, SetTransformerVelocity
 from ._base import BaseModel, register
 
 GEOMETRIES = ("point_cloud", "gaussian")
