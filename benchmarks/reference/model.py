@@ -124,7 +124,9 @@ class ReferenceGNNFlow(nn.Module):
         super().__init__()
         self.dim, self.knn, self.time_features = dim, knn, time_features
         sizes = [dim] + [gnn_hidden] * gnn_layers
-        self.gcn_convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.gcn_convs = nn.ModuleList(
+            GCNConv(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         n_in = gnn_hidden + time_features + 2 * fourier_features + dim
         make = SkipMLP if skip_connections else plain_mlp
         self.decoder = make(n_in, dim, decoder_hidden, decoder_layers)
@@ -132,16 +134,14 @@ class ReferenceGNNFlow(nn.Module):
         self.register_buffer("B", frequencies)
 
     def embed_source(self, x: Tensor) -> Tensor:
-        """Embeddings ``(B, gnn_hidden)`` of populations ``(B, n, d)`` (or ``(1, h)`` of ``(n, d)``).
+        """Embeddings ``(B, h)`` of populations ``(B, n, d)``, or ``(1, h)`` of one ``(n, d)``.
 
         One kNN graph per population on the CPU, each moved to ``x``'s device, then merged
         with ``Batch.from_data_list``, as the reference does at every GCN step.
         """
         if x.ndim == 3:
-            graphs = [
-                Data(x=xi, edge_index=knn_edge_index(xi.detach().cpu().numpy(), self.knn).to(x.device))
-                for xi in x
-            ]
+            edges = [knn_edge_index(xi.detach().cpu().numpy(), self.knn) for xi in x]
+            graphs = [Data(x=xi, edge_index=e.to(x.device)) for xi, e in zip(x, edges, strict=True)]
             batch = Batch.from_data_list(graphs)
             z, edge_index = batch.x, batch.edge_index
         else:
