@@ -78,7 +78,8 @@ class OursTrainer:
     """The objects ``mfm.tl.fit`` builds (MetaFlowNet, MetaFlowObjective, batch sampler).
 
     :meth:`run` calls the package's training loop (AdamW, warm-up/cosine schedule, gradient
-    clipping) for a number of steps, so a timing covers exactly what ``fit`` runs per step.
+    clipping) for a number of steps, so a timing covers exactly what ``fit`` runs per step
+    (each call starts a fresh optimiser and schedule; the module keeps training).
 
     Parameters
     ----------

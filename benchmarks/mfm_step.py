@@ -10,8 +10,8 @@ timed in interleaved rounds after warm-up (each round runs ``--steps`` steps of 
   time embedding;
 - the reference (``benchmarks/reference``): PyTorch Geometric GCNConv layers on kNN graphs
   built on the CPU each GCN step, Fourier-feature residual SELU MLP, two Adam optimisers on
-  alternating steps with cached embeddings between GCN steps (the cache is filled in the
-  warm-up, as after the first epoch of training).
+  alternating steps with cached embeddings between GCN steps (the cache is filled before
+  timing, as it is after the first epoch of training).
 
 Each step includes drawing its batch. ``--profile`` adds cProfile and torch.profiler hot spots
 of ours (reference sizes) and of the reference.
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="print hot spots")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a CI smoke test")
     args = parser.parse_args(argv)
+    if args.steps < 2 or args.steps % 2:
+        parser.error("--steps must be even (the reference alternates flow and GCN steps)")
     ours_default, ours_large = OURS_DEFAULT, OURS_REFERENCE_SIZES
     if args.quick:
         args.steps, args.repeats, args.warmup, args.n_points = 2, 1, 1, 60
