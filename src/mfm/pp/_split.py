@@ -84,7 +84,7 @@ def split(
     }
     logger.info(
         "split populations: %s; updated uns[%r][%r]",
-        dict(pd.Series(split_of).value_counts()),
+        {name: int(n) for name, n in pd.Series(split_of).value_counts().items()},
         keys.uns,
         keys.populations,
     )
