@@ -156,9 +156,11 @@ def fit(
     adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
         config, settings, batch_populations, random_state
     )
+    added = [keys.history, keys.params]
     if embedding is not None:
         adata.uns[keys.uns][keys.population_embedding] = embedding
-    logger.info("finished; added uns[%r]['history', 'population_embedding']", keys.uns)
+        added.append(keys.population_embedding)
+    logger.info("finished; added uns[%r]%s", keys.uns, added)
     return model
 
 
