@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from .._checks import check_choice, check_positive_int
+from ..models._masks import resolve_mask
 from .paths import PathSample, linear_path
 
 __all__ = [
@@ -396,10 +397,4 @@ def _check_clouds(x0: Tensor, x1: Tensor, mask: Tensor | None) -> Tensor:
             f"got {tuple(x0.shape)} and {tuple(x1.shape)}."
         )
         raise ValueError(msg)
-    if mask is None:
-        return torch.ones(x0.shape[:2], dtype=torch.bool, device=x0.device)
-    if mask.shape != x0.shape[:2] or mask.dtype != torch.bool:
-        expected, got = tuple(x0.shape[:2]), f"{mask.dtype} {tuple(mask.shape)}"
-        msg = f"`mask` must be a bool tensor of shape {expected}, got {got}."
-        raise ValueError(msg)
-    return mask
+    return resolve_mask(x0, mask)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive_int
+from ._masks import check_mask
 
 
 @torch.no_grad()
@@ -79,7 +80,4 @@ def _check_knn_inputs(x: Tensor, k: int, block_size: int, mask: Tensor | None) -
     if k >= x.shape[1]:
         msg = f"`k={k}` must be smaller than the number of points per cloud (n={x.shape[1]})."
         raise ValueError(msg)
-    if mask is not None and (mask.dtype != torch.bool or mask.shape != x.shape[:2]):
-        got = f"{mask.dtype} {tuple(mask.shape)}"
-        msg = f"`mask` must be a bool tensor of shape {tuple(x.shape[:2])}, got {got}."
-        raise ValueError(msg)
+    check_mask(x, mask)

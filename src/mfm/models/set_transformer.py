@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ._masks import resolve_mask
 from .embedding import SinusoidalTimeEmbedding
 
 
@@ -203,13 +204,7 @@ class SetTransformerVelocity(nn.Module):
                 f"with n_conditions={self.n_conditions}, got shape {tuple(labels.shape)}."
             )
             raise ValueError(msg)
-        if mask is None:
-            return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        if mask.shape != x.shape[:2] or mask.dtype != torch.bool:
-            expected, got = tuple(x.shape[:2]), f"{mask.dtype} {tuple(mask.shape)}"
-            msg = f"`mask` must be a bool tensor of shape {expected}, got {got}."
-            raise ValueError(msg)
-        return mask
+        return resolve_mask(x, mask)
 
 
 def _per_cloud(t: Tensor | float, x: Tensor) -> Tensor:
