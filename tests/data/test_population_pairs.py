@@ -76,3 +76,22 @@ def test_sample_is_deterministic(pairs):
     torch.testing.assert_close(first.source, second.source)
     torch.testing.assert_close(first.target, second.target)
     assert not torch.equal(first.target, other.target)
+
+
+def test_paired_sample_draws_the_same_positions():
+    # two populations of 6 cells; feature 1 is the position within the population
+    x = np.stack([np.repeat([0, 1], 6), np.tile(np.arange(6), 2)], axis=1).astype(np.float32)
+    pairs = PopulationPairs(
+        x, [np.arange(6), np.arange(6, 12)], ["c", "t"], np.array([0, 0]), np.array([-1, 0]), ["t"]
+    )
+    batch = pairs.sample(np.array([1, 1]), 4, np.random.default_rng(0), paired=True)
+    np.testing.assert_array_equal(batch.source[..., 1], batch.target[..., 1])
+    assert (batch.source[..., 0] == 0).all() and (batch.target[..., 0] == 1).all()
+    unpaired = pairs.sample(np.array([1, 1]), 6, np.random.default_rng(0))
+    assert not torch.equal(unpaired.source[..., 1], unpaired.target[..., 1])
+
+
+def test_paired_sample_needs_equal_sizes(pairs):
+    match = r"'s0\|drugA' has 12 cells, its control 's0\|control' has 10"
+    with pytest.raises(ValueError, match=match):
+        pairs.sample(np.array([1]), 4, np.random.default_rng(0), paired=True)

@@ -29,6 +29,7 @@ BAD_OPTIONS = {
     "max_steps": ({"max_steps": 0}, "`max_steps`"),
     "cells_per_population": ({"cells_per_population": 1, "knn": 0}, "`cells_per_population`"),
     "batch_populations": ({"batch_populations": 0}, "`batch_populations`"),
+    "paired noise": ({"coupling": "paired", "source": "noise"}, "needs source='control'"),
 }
 
 
@@ -269,3 +270,25 @@ def test_obsm_not_stale_after_a_call_that_cannot_write_it(fitted, predict_kw):
     mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
     mfm.tl.predict(adata, model, **predict_kw)  # drugA and drugB share each control
     assert "X_mfm" not in adata.obsm
+
+
+def test_paired_coupling_learns_exact_shifts(prepare, fit_kw, predict_kw):
+    # treated cells are their control cells shifted: paired rows give a zero-noise target, so
+    # the loss falls far below the independent coupling's (which carries the cells' spread)
+    adata = prepare(exact=True)
+    losses = {}
+    for coupling in ("independent", "paired"):
+        kw = {**fit_kw, "max_steps": 150, "method": "fm", "coupling": coupling, "lr": 3e-3}
+        mfm.tl.fit(adata, **kw)
+        losses[coupling] = adata.uns["mfm"]["history"]["train_loss"].iloc[-1]
+    assert losses["paired"] < 0.1 < 1.0 < losses["independent"]
+    assert adata.uns["mfm"]["params"]["fit"]["coupling"] == "paired"
+
+
+def test_paired_coupling_needs_equal_sizes(make, fit_kw):
+    adata = make()
+    adata = adata[~((adata.obs["treatment"] == "drugA") & (adata.obs_names == "cell60"))].copy()
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    mfm.pp.split(adata, by="patient", test=["P2"], val=["P1"])
+    with pytest.raises(ValueError, match=r"'P0\|drugA' has 59 cells, its control 'P0\|control'"):
+        mfm.tl.fit(adata, **{**fit_kw, "coupling": "paired"})

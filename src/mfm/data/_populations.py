@@ -84,6 +84,8 @@ class PopulationPairs:
         n_cells: int,
         rng: np.random.Generator,
         device: torch.device | str = "cpu",
+        *,
+        paired: bool = False,
     ) -> PopulationBatch:
         """Draw ``n_cells`` cells of each pair's control and treated population.
 
@@ -100,20 +102,47 @@ class PopulationPairs:
             Random generator.
         device
             Device of the returned tensors.
+        paired
+            Draw the same positions of both populations, so that row ``j`` of the control
+            draw and row ``j`` of the treated draw are the ``k``-th cell of each population
+            (for data whose control and treated cells correspond one to one, in order); both
+            populations must then have the same number of cells.
 
         Returns
         -------
         The batch of ``B`` pairs.
         """
         sources = self.source[pairs]
-        source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
-        target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
+        if paired:
+            self.check_paired(pairs)
+            positions = [self._draw(np.arange(len(self.cells[i])), n_cells, rng) for i in pairs]
+            source_rows = np.stack(
+                [self.cells[s][p] for s, p in zip(sources, positions, strict=True)]
+            )
+            target_rows = np.stack(
+                [self.cells[i][p] for i, p in zip(pairs, positions, strict=True)]
+            )
+        else:
+            source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
+            target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
         return PopulationBatch(
             source=torch.as_tensor(self.x[source_rows], device=device),
             target=torch.as_tensor(self.x[target_rows], device=device),
             source_index=torch.as_tensor(sources, dtype=torch.long, device=device),
             treatment=torch.as_tensor(self.treatment[pairs], dtype=torch.long, device=device),
         )
+
+    def check_paired(self, pairs: np.ndarray) -> None:
+        """`ValueError` unless every pair's control and treated populations have equal sizes."""
+        for i in pairs:
+            n_treated, n_control = len(self.cells[i]), len(self.cells[self.source[i]])
+            if n_treated != n_control:
+                msg = (
+                    f"coupling='paired' needs control and treated populations of equal size "
+                    f"(their cells correspond in order): {self.names[i]!r} has {n_treated} "
+                    f"cells, its control {self.names[self.source[i]]!r} has {n_control}."
+                )
+                raise ValueError(msg)
 
     @staticmethod
     def _draw(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .couplings import independent_coupling, ot_coupling
 from .paths import linear_path
 
-Coupling = Literal["independent", "ot"]
+Coupling = Literal["independent", "ot", "paired"]
 Source = Literal["control", "noise"]
 
 
@@ -45,7 +45,9 @@ class MetaFlowObjective(nn.Module):
     source
         ``"control"`` (transport control cells) or ``"noise"`` (the "w/N" variants).
     coupling
-        ``"independent"`` or ``"ot"`` (exact minibatch OT per population, on the CPU).
+        ``"independent"`` or ``"paired"`` (keep the pairs as drawn: independent draws, or
+        corresponding rows when the sampler drew paired cells), or ``"ot"`` (exact minibatch
+        OT per population, on the CPU).
     """
 
     def __init__(

@@ -64,7 +64,11 @@ def fit(
         ``"control"``: transport control cells; ``"noise"``: start from N(0, I) (the
         paper's "w/N" variants; MFM still embeds the control population).
     coupling
-        ``"independent"`` or ``"ot"`` (exact minibatch OT within each population).
+        How the drawn control and treated cells are matched: ``"independent"``,
+        ``"ot"`` (exact minibatch OT within each population) or ``"paired"`` (for data
+        whose control and treated populations have equal sizes and correspond cell by cell,
+        in order, e.g. simulated or the letters data: the same positions of both are drawn,
+        so each control cell travels to its own treated cell).
     knn
         Neighbours per cell in the GCN's kNN graph (MFM); 0 means no edges.
     embedding_dim
@@ -121,6 +125,8 @@ def fit(
     if len(train_pairs) == 0:
         msg = "No treated population in the 'train' split; check `mfm.pp.split`."
         raise ValueError(msg)
+    if coupling == "paired":
+        pairs.check_paired(np.concatenate([train_pairs, val_pairs]))
 
     params = adata.uns[keys.uns][keys.params]
     config = MetaFlowConfig(
@@ -185,7 +191,8 @@ class _Sampler:
         self, chosen: np.ndarray, rng: np.random.Generator, generator: torch.Generator
     ) -> tuple:
         n = self.model.config.cells_per_population
-        b = self.pairs.sample(chosen, n, rng, device=self.model.device)
+        paired = self.model.config.coupling == "paired"
+        b = self.pairs.sample(chosen, n, rng, device=self.model.device, paired=paired)
         codes = torch.as_tensor(self.codes[b.source_index.cpu().numpy()], device=self.model.device)
         return b.source, b.target, codes, b.treatment, generator
 
@@ -246,6 +253,9 @@ def _check_options(
     check_choice("method", method, METHODS)
     check_choice("source", source, SOURCES)
     check_choice("coupling", coupling, COUPLINGS)
+    if coupling == "paired" and source == "noise":
+        msg = "coupling='paired' matches control to treated cells; it needs source='control'."
+        raise ValueError(msg)
     check_positive_int("knn", knn, minimum=0)
     check_positive_int("batch_populations", batch_populations)
     check_positive_int("cells_per_population", cells_per_population, minimum=2)

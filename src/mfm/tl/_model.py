@@ -17,7 +17,7 @@ from ._base import BaseModel, register
 Method = Literal["mfm", "fm", "cgfm"]
 METHODS = ("mfm", "fm", "cgfm")
 SOURCES = ("control", "noise")
-COUPLINGS = ("independent", "ot")
+COUPLINGS = ("independent", "ot", "paired")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class MetaFlowConfig:
     source
         ``"control"`` or ``"noise"`` (the "w/N" variants).
     coupling
-        ``"independent"`` or ``"ot"`` (exact minibatch OT).
+        ``"independent"``, ``"ot"`` (exact minibatch OT) or ``"paired"`` (control and
+        treated cells correspond in order).
     treatments
         Treatment names, in one-hot order.
     train_sources
@@ -71,7 +72,7 @@ class MetaFlowConfig:
 
     method: Method = "mfm"
     source: Literal["control", "noise"] = "control"
-    coupling: Literal["independent", "ot"] = "independent"
+    coupling: Literal["independent", "ot", "paired"] = "independent"
     treatments: list[str] = field(default_factory=list)
     train_sources: list[str] = field(default_factory=list)
     knn: int = 10
