@@ -109,3 +109,31 @@ def test_ot_cost_quick(capsys):
     ot_cost.main(["--quick", "--threads", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "| 8 x 16 x 16 |" in out and out.count("organoid |") == 2
+
+
+def test_budget_clock_scores_after_every_k_steps():
+    from letters_budget import Curve, _Clock, first_below
+
+    batches = []
+    clock = _Clock(2, score=lambda: 1.0 / (1 + len(batches)))
+    next_batch = clock.wrap(lambda: batches.append(1) or ())
+    for _ in range(5):
+        next_batch()
+    clock.finish(5)
+    curve = clock.curve("x")
+    # scored once 2 and 4 batches were trained on (before the next draw), and at the end
+    assert curve.steps == [2, 4, 5]
+    assert curve.w1 == [1 / 3, 1 / 5, 1 / 6]
+    assert first_below(Curve("c", [2, 4], [60.0, 120.0], [0.3, 0.1]), 0.2) == "step 4 (2.0 min)"
+    assert first_below(Curve("c", [2], [60.0], [0.3]), 0.2) == "not reached"
+
+
+@pytest.mark.slow
+def test_letters_budget_quick(capsys):
+    pytest.importorskip("torch_geometric")
+    import letters_budget
+
+    letters_budget.main(["--quick", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "| ours (fit defaults, 4 steps) | 4 |" in out
+    assert "| reference (lr 1e-4, alternating, 4 steps) | 4 |" in out
