@@ -1,5 +1,6 @@
 """Smoke tests of the speed benchmarks (``benchmarks/*.py --quick``) and the reference model."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,17 @@ def test_letters_budget_quick(capsys):
     out = capsys.readouterr().out
     assert "| ours (fit defaults, 4 steps) | 4 |" in out
     assert "| reference (lr 1e-4, alternating, 4 steps) | 4 |" in out
+
+
+@pytest.mark.slow
+def test_letters_table_quick(capsys):
+    import letters_table
+
+    argv = ["--budget", "3", "--seeds", "0", "--n-points", "60", "--max-cells", "60"]
+    argv += ["--solver", "euler", "--n-steps", "2", "--models", "FM", "FM w/N", "MFM (k=10)"]
+    letters_table.main(argv)
+    out = capsys.readouterr().out
+    for model, subset in [("identity (noisy source)", "test X"), ("FM w/N", "test Y")]:
+        assert re.search(rf"\|\s*{re.escape(model)}\s*\|\s*{subset}\s*\|", out)
+    assert re.search(r"\|\s*MFM \(k=10\)\s*\|\s*train\s*\|", out)
+    assert "0.201/0.248/2.20e-03" in out  # the paper's MFM values printed beside ours
