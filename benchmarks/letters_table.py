@@ -70,6 +70,7 @@ def scored(adata, pred, name: str, args, seed: int, seconds: float) -> pd.DataFr
     result = mfm.tl.evaluate(adata, pred, metrics=("w1", "w2", "mmd"), max_cells=args.max_cells)
     result["set"] = result["split"].map({"train": "train", "val": "test X", "test": "test Y"})
     result["model"], result["seed"], result["seconds"] = name, seed, seconds
+    result["budget"], result["coupling"] = args.budget, args.coupling
     return result
 
 
@@ -138,17 +139,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--solver", default="dopri5")
     parser.add_argument("--n-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--save", default=None, help="write the per-population scores (CSV)")
+    parser.add_argument(
+        "--summarise", nargs="+", default=None, help="train nothing; summarise saved CSVs"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.summarise:
+        results = pd.concat([pd.read_csv(path) for path in args.summarise])
+        args.seeds = sorted(results["seed"].unique().tolist())
+        args.budget, args.coupling = results["budget"].iloc[0], results["coupling"].iloc[0]
+    else:
+        results = pd.concat(run_all(args))
+    if args.save:
+        results.to_csv(args.save, index=False)
+    table = summarise(results)
+    print(f"\nletters, {args.budget} steps, {args.coupling} coupling, seeds {args.seeds}, CPU\n")
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+
+
+def run_all(args) -> list[pd.DataFrame]:
+    """Scores of the identity and of every model, for every seed."""
     results = []
     for seed in args.seeds:
         adata = letters_adata(args.n_points, seed)
         results.append(evaluate_identity(adata, args, seed))
         results += [evaluate_model(adata, name, args, seed) for name in args.models]
-    table = summarise(pd.concat(results))
-    print(f"\nletters, {args.budget} steps, {args.coupling} coupling, seeds {args.seeds}, CPU\n")
-    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    return results
 
 
 def _has_tabulate() -> bool:

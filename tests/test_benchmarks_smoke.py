@@ -141,13 +141,15 @@ def test_letters_budget_quick(capsys):
 
 
 @pytest.mark.slow
-def test_letters_table_quick(capsys):
+def test_letters_table_quick(capsys, tmp_path):
     import letters_table
 
     argv = ["--budget", "3", "--seeds", "0", "--n-points", "60", "--max-cells", "60"]
     argv += ["--solver", "euler", "--n-steps", "2", "--models", "FM", "FM w/N", "MFM (k=10)"]
-    letters_table.main(argv)
+    letters_table.main([*argv, "--save", str(tmp_path / "scores.csv")])
     out = capsys.readouterr().out
+    letters_table.main(["--summarise", str(tmp_path / "scores.csv")])
+    assert capsys.readouterr().out.split("\n\n")[-1] == out.split("\n\n")[-1]
     for model, subset in [("identity (noisy source)", "test X"), ("FM w/N", "test Y")]:
         assert re.search(rf"\|\s*{re.escape(model)}\s*\|\s*{subset}\s*\|", out)
     assert re.search(r"\|\s*MFM \(k=10\)\s*\|\s*train\s*\|", out)

@@ -36,7 +36,7 @@ def fit(
     batch_populations: int = 8,
     cells_per_population: int = 256,
     max_steps: int = 2000,
-    lr: float = 1e-3,
+    lr: float = 1e-2,
     val_every: int = 100,
     device: Device = "auto",
     random_state: int = 0,
