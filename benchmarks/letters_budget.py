@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-cells", type=int, default=1000, help="W1 subsample")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--recipes", nargs="+", default=["ours", "reference"], choices=["ours", "reference"]
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a CI smoke test")
     args = parser.parse_args(argv)
     overrides = None
@@ -235,11 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     task = held_out(adata)
     identity = task.w1(lambda x: x, args.max_cells)
     print(f"letters seed {args.seed}: identity (noisy source) test X W1 {identity:.4f}")
-    print("ours:")
-    curves = [run_ours(adata, task, args, overrides)]
-    if not args.skip_reference:
-        print("reference:")
-        curves.append(run_reference(adata, task, args))
+    runs = {
+        "ours": lambda: run_ours(adata, task, args, overrides),
+        "reference": lambda: run_reference(adata, task, args),
+    }
+    curves = []
+    for recipe in args.recipes:
+        print(f"{recipe}:")
+        curves.append(runs[recipe]())
     print(
         f"\nheld-out letter X, W1 (identity {identity:.3f}); CPU, {torch.get_num_threads()} thr\n"
     )
