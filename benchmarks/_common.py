@@ -6,10 +6,11 @@ they import ``_common``, ``ot_batch``, ``letters_table`` and the ``reference`` p
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "OURS_REFERENCE_SIZES",
     "OursSizes",
     "OursTrainer",
+    "fit_defaults",
     "interleaved_times",
     "letters_adata",
     "median",
@@ -59,8 +61,23 @@ class OursSizes:
         )
 
 
+def fit_defaults() -> dict:
+    """``mfm.tl.fit``'s keyword defaults, read from its signature (benchmarks follow changes)."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(mfm.tl.fit).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _fit_default_sizes() -> OursSizes:
+    """``mfm.tl.fit``'s sizes (``time_features``, not a ``fit`` argument, keeps the config's)."""
+    defaults = fit_defaults()
+    return OursSizes(**{f.name: defaults[f.name] for f in fields(OursSizes) if f.name in defaults})
+
+
 #: ``mfm.tl.fit``'s defaults.
-OURS_DEFAULT = OursSizes()
+OURS_DEFAULT = _fit_default_sizes()
 #: The published letters configuration (10 populations x 700 cells, k = 50, GCN 3 x 64, MLP
 #: 512 x 4, 128-d time embedding).
 OURS_REFERENCE_SIZES = replace(

@@ -23,23 +23,20 @@ which W1 falls below the noisy source itself (identity) and below the target of 
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from _common import letters_adata, print_table
+from _common import OURS_DEFAULT, OursTrainer, fit_defaults, letters_adata, print_table
 from reference.model import ReferenceGNNFlow
 from reference.trainer import ReferenceLoader, ReferenceTrainer
 
 import mfm
 from mfm import _keys as K
 from mfm._utils import as_torch_generator
-from mfm.flows import MetaFlowObjective, integrate
-from mfm.tl._fit import _Sampler
-from mfm.tl._model import MetaFlowConfig, MetaFlowModel
+from mfm.flows import integrate
 from mfm.tl._pairs import population_pairs
 from mfm.tl._trainer import TrainSettings, train
 
@@ -78,15 +75,6 @@ class Curve:
     w1: list[float]
 
 
-def fit_defaults() -> dict:
-    """``mfm.tl.fit``'s keyword defaults."""
-    return {
-        name: p.default
-        for name, p in inspect.signature(mfm.tl.fit).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-
-
 def split_pairs(adata):
     """Population pairs, and the indices of the training and the val (letter X) pairs."""
     pairs, table, features = population_pairs(adata, K.Keys("mfm"))
@@ -105,28 +93,18 @@ def held_out(adata) -> HeldOut:
 
 def run_ours(adata, task: HeldOut, args, overrides: dict | None = None) -> Curve:
     """``mfm.tl.fit``'s default recipe, W1 every ``args.every`` steps."""
-    kw = {**fit_defaults(), "coupling": "paired", **(overrides or {})}
-    pairs, features, train_pairs, _ = split_pairs(adata)
-    config = MetaFlowConfig(
-        method="mfm",
-        coupling=kw["coupling"],
-        treatments=pairs.treatments,
-        train_sources=sorted({pairs.names[i] for i in pairs.source[train_pairs]}),
-        **{f: kw[f] for f in ("knn", "embedding_dim", "gcn_hidden", "gcn_layers", "hidden")},
-        n_layers=kw["n_layers"],
-        cells_per_population=kw["cells_per_population"],
-    )
-    model = MetaFlowModel(config, features, device="cpu", seed=args.seed)
-    objective = MetaFlowObjective(model.module, coupling=config.coupling)
-    sampler = _Sampler(pairs, model, kw["batch_populations"], args.seed)
+    sizes = replace(OURS_DEFAULT, **(overrides or {}))
+    trainer = OursTrainer(adata, sizes, coupling="paired", random_state=args.seed)
+    model = trainer.model
 
     def transport(x0: np.ndarray) -> np.ndarray:
         h = model.embed(x0, "", args.seed)
-        return model.transport(x0, h, pairs.treatments[0], solver=SOLVER, n_steps=SOLVER_STEPS)
+        treatment = model.config.treatments[0]
+        return model.transport(x0, h, treatment, solver=SOLVER, n_steps=SOLVER_STEPS)
 
     clock = _Clock(args.every, lambda: task.w1(transport, args.max_cells))
-    settings = TrainSettings(max_steps=args.ours_steps, lr=kw["lr"], progress=False)
-    train(objective, clock.wrap(lambda: sampler.batch(train_pairs)), settings)
+    settings = TrainSettings(max_steps=args.ours_steps, lr=fit_defaults()["lr"], progress=False)
+    train(trainer.objective, clock.wrap(trainer.next_batch), settings)
     clock.finish(args.ours_steps)
     return clock.curve(f"ours (fit defaults, {args.ours_steps} steps)")
 
