@@ -15,7 +15,7 @@ N_CELLS = "n_cells"
 SOURCE = "source"
 SPLIT = "split"
 #: Columns of the history (``uns[key]['history']``) and metrics (``uns[key]['metrics']``) tables.
-STEP, TRAIN_LOSS, VAL_LOSS, LR = "step", "train_loss", "val_loss", "lr"
+STEP, TRAIN_LOSS, VAL_LOSS, LR, KEPT = "step", "train_loss", "val_loss", "lr", "kept"
 METHOD = "method"
 #: Entry of ``uns[key]['params']`` naming the feature representation.
 USE_REP = "use_rep"

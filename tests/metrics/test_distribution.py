@@ -48,7 +48,7 @@ def test_order_duplicates_and_single_name(cells):
 
 def test_unknown_name_lists_valid_ones(cells):
     x, y = cells
-    with pytest.raises(ValueError, match=r"\['w1', 'w2', 'mmd', 'r2', 'corr'\]"):
-        distribution_metrics(x, y, ["w1", "energy"])
+    with pytest.raises(ValueError, match=r"\['w1', 'w2', 'mmd', 'energy', 'r2', 'corr'\]"):
+        distribution_metrics(x, y, ["w1", "sinkhorn"])
     with pytest.raises(ValueError, match="No metric names"):
         distribution_metrics(x, y, [])

@@ -99,3 +99,19 @@ def test_metrics_errors(adata):
     del adata.uns["mfm"]["metrics"]
     with pytest.raises(KeyError, match=r"`mfm\.tl\.evaluate`"):
         mfm.pl.metrics(adata, show=False)
+
+
+def test_metrics_draws_the_median_noise_floor(adata):
+    table = adata.uns["mfm"]["metrics"]
+    floors = {p: 0.1 * (i + 1) for i, p in enumerate(pd.unique(table["population"]))}
+    table["w1_floor"] = table["population"].map(floors)
+    ax = mfm.pl.metrics(adata, split="test", show=False)
+    shown = table.loc[table["split"] == "test", "population"].unique()
+    expected = np.median([floors[p] for p in shown])
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    np.testing.assert_allclose(dashed[0].get_ydata(), [expected, expected])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["noise floor (median)"]
+    ax = mfm.pl.metrics(adata, split="test", floor=False, show=False)
+    assert ax.get_legend() is None
+    plt.close("all")

@@ -19,7 +19,15 @@ def _cells(adata, population):
 def test_table(adata):
     pred = mfm.tl.baseline(adata)
     table = mfm.tl.evaluate(adata, pred, metrics=("w1", "r2", "corr"))
-    assert table.columns.tolist() == [*COLUMNS, "w1", "r2", "corr"]
+    assert table.columns.tolist() == [
+        *COLUMNS,
+        "w1",
+        "r2",
+        "corr",
+        "w1_floor",
+        "r2_floor",
+        "corr_floor",
+    ]
     assert table["population"].tolist() == TREATED
     assert (table["method"] == "identity").all()
     assert table["condition"].tolist() == ["drugA", "drugB"] * 3
@@ -125,7 +133,11 @@ def test_baseline_layout(adata):
         "source_cell",
     ]
     np.testing.assert_array_equal(pred.X, _cells(adata, "P2|control"))
-    assert pred.uns["mfm_prediction"] == {"method": "identity", "key_added": "mfm"}
+    assert pred.uns["mfm_prediction"] == {
+        "method": "identity",
+        "key_added": "mfm",
+        "groupby": "none",
+    }
 
 
 def _assert_same(written, read):

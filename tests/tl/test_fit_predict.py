@@ -30,6 +30,8 @@ BAD_OPTIONS = {
     "cells_per_population": ({"cells_per_population": 1, "knn": 0}, "`cells_per_population`"),
     "batch_populations": ({"batch_populations": 0}, "`batch_populations`"),
     "paired noise": ({"coupling": "paired", "source": "noise"}, "needs source='control'"),
+    "standardize": ({"standardize": "zscore"}, "`standardize`"),
+    "val_fraction": ({"val_fraction": 1.0}, "`val_fraction`"),
 }
 
 
@@ -53,16 +55,19 @@ def test_history(prepare, fit_kw, max_steps, steps):
     adata = prepare()
     mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps})
     history = adata.uns["mfm"]["history"]
-    assert history.columns.tolist() == ["method", "step", "train_loss", "val_loss", "lr"]
+    assert history.columns.tolist() == ["method", "step", "train_loss", "val_loss", "lr", "kept"]
     assert history["method"].nunique() == 1
     assert len(history) == math.ceil(max_steps / fit_kw["val_every"])
     assert history["step"].tolist() == steps
     assert np.isfinite(history[["train_loss", "val_loss", "lr"]].to_numpy()).all()
     assert (history["train_loss"] > 0).all()
-    # no "val" populations: no validation loss
+    # no "val" populations and nothing held out: no validation loss, the last step is kept
     adata = prepare(val=())
-    mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps})
-    assert adata.uns["mfm"]["history"]["val_loss"].isna().all()
+    mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": max_steps, "val_fraction": 0})
+    history = adata.uns["mfm"]["history"]
+    assert history["val_loss"].isna().all()
+    assert history["kept"].tolist() == [False] * (len(history) - 1) + [True]
+    assert adata.uns["mfm"]["params"]["fit"]["validation"] == "none"
 
 
 def test_fit_params_are_plain(fitted, fit_kw):
@@ -292,3 +297,62 @@ def test_paired_coupling_needs_equal_sizes(make, fit_kw):
     mfm.pp.split(adata, by="patient", test=["P2"], val=["P1"])
     with pytest.raises(ValueError, match=r"'P0\|drugA' has 59 cells, its control 'P0\|control'"):
         mfm.tl.fit(adata, **{**fit_kw, "coupling": "paired"})
+
+
+@pytest.mark.parametrize("method", ["mfm", "fm"])
+def test_global_standardisation_makes_results_unit_free(prepare, fit_kw, predict_kw, method):
+    """Dividing the data by 0.8 divides the predictions by 0.8 (and changes nothing else)."""
+    preds = {}
+    for standardize in ["global", "none"]:
+        for factor in [1.0, 0.8]:
+            adata = prepare()
+            adata.X = adata.X / np.float32(factor)
+            kw = {**fit_kw, "method": method, "standardize": standardize}
+            model = mfm.tl.fit(adata, **kw)
+            preds[standardize, factor] = mfm.tl.predict(adata, model, **predict_kw).X * factor
+    np.testing.assert_allclose(preds["global", 0.8], preds["global", 1.0], rtol=1e-3, atol=1e-3)
+    assert not np.allclose(preds["none", 0.8], preds["none", 1.0], rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("standardize", ["global", "feature"])
+def test_standardisation_statistics_of_training_controls(prepare, fit_kw, standardize):
+    adata = prepare()
+    model = mfm.tl.fit(adata, **{**fit_kw, "standardize": standardize})
+    control = adata.X[(adata.obs["mfm_population"] == "P0|control").to_numpy()]  # only train
+    np.testing.assert_allclose(model.config.feature_mean, control.mean(0), rtol=1e-5)
+    expected = control.std(0)
+    if standardize == "global":
+        expected = np.full(4, np.sqrt(np.mean(expected**2)))
+    np.testing.assert_allclose(model.config.feature_scale, expected, rtol=1e-5)
+    x = torch.as_tensor(control)
+    torch.testing.assert_close(model.to_data_space(model.to_model_space(x)), x)
+
+
+def test_holdout_of_cells_when_few_populations(prepare, fit_kw):
+    adata = prepare(val=())  # one training control population: hold out cells
+    mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.2})
+    params = adata.uns["mfm"]["params"]["fit"]
+    history = adata.uns["mfm"]["history"]
+    assert params["validation"] == "cells"
+    assert np.isfinite(history["val_loss"]).all()
+    best = history.loc[history["val_loss"].idxmin(), "step"]
+    assert params["kept_step"] == best
+    assert history.loc[history["kept"], "step"].tolist() == [best]
+
+
+def test_holdout_of_populations_when_many(make, fit_kw):
+    adata = make(n_patients=10)
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    mfm.pp.split(adata, by="patient", test=["P9"])
+    model = mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.25})
+    params = adata.uns["mfm"]["params"]["fit"]
+    assert params["validation"] == "populations"
+    # 9 training patients: 2 held out (with both of their treated pairs), 7 trained on
+    assert len(model.config.train_sources) == 7
+    assert np.isfinite(adata.uns["mfm"]["history"]["val_loss"]).all()
+
+
+def test_user_val_split_is_used_as_is(fitted):
+    adata, model = fitted("fm")
+    assert adata.uns["mfm"]["params"]["fit"]["validation"] == "split"
+    assert model.config.train_sources == ["P0|control"]

@@ -73,3 +73,55 @@ def test_quadratic_converges():
     assert history["val_loss"].isna().all()
     assert history["train_loss"].iloc[-1] < 1e-3 < history["train_loss"].iloc[0]
     assert not objective.training  # left in eval mode
+
+
+def _scripted_validation(losses):
+    """A validation function returning ``losses`` in turn and recording the weights seen."""
+    seen = []
+
+    def validate(objective):
+        seen.append(objective.w.detach().clone())
+        return losses[len(seen) - 1]
+
+    return validate, seen
+
+
+def test_restore_best_keeps_the_lowest_validation_loss():
+    losses = [5.0, 2.0, 0.5, 3.0, 1.0]
+    validate, seen = _scripted_validation(losses)
+    settings = TrainSettings(max_steps=50, val_every=10, lr=0.05, progress=False, restore_best=True)
+    objective = Quadratic()
+    history = train(objective, tuple, settings, validate=validate)
+    assert history["kept"].tolist() == [False, False, True, False, False]
+    assert history.loc[history["kept"], "step"].item() == 30
+    torch.testing.assert_close(objective.w.detach(), seen[2], rtol=0, atol=0)
+    assert not torch.equal(seen[2], seen[-1])  # training moved on after step 30
+
+
+def test_without_restore_best_the_last_weights_stay():
+    validate, seen = _scripted_validation([5.0, 0.5, 3.0])
+    settings = TrainSettings(max_steps=30, val_every=10, lr=0.05, progress=False)
+    objective = Quadratic()
+    history = train(objective, tuple, settings, validate=validate)
+    assert history["kept"].tolist() == [False, False, True]
+    torch.testing.assert_close(objective.w.detach(), seen[-1], rtol=0, atol=0)
+
+
+def test_early_stopping_after_patience_rows_without_improvement():
+    validate, seen = _scripted_validation([4.0, 3.0, 3.5, 3.2, 3.1, 0.1, 0.1])
+    settings = TrainSettings(
+        max_steps=70, val_every=10, lr=0.05, progress=False, restore_best=True, early_stopping=3
+    )
+    objective = Quadratic()
+    history = train(objective, tuple, settings, validate=validate)
+    # best at step 20; rows at 30, 40, 50 do not improve on it: stop after step 50
+    assert history["step"].tolist() == [10, 20, 30, 40, 50]
+    assert history.loc[history["kept"], "step"].item() == 20
+    torch.testing.assert_close(objective.w.detach(), seen[1], rtol=0, atol=0)
+
+
+def test_restore_best_ignores_nan_validation_losses():
+    validate, _ = _scripted_validation([math.nan, 2.0, math.nan])
+    settings = TrainSettings(max_steps=30, val_every=10, lr=0.05, progress=False, restore_best=True)
+    history = train(Quadratic(), tuple, settings, validate=validate)
+    assert history["kept"].tolist() == [False, True, False]

@@ -2,13 +2,16 @@
 
 Distribution metrics compare predicted cells ``x`` ``(n, d)`` with observed cells ``y``
 ``(m, d)``: exact Wasserstein distances (POT), RBF MMD with the Meta Flow Matching bandwidths,
-r2 of feature means and the correlation of feature-feature correlations. Niche metrics compare
+energy distance (Euclidean, pertpy's convention), r2 of feature means and the correlation of
+feature-feature correlations; :func:`noise_floor` gives each metric between two halves of the
+observed cells, the best score a prediction can be expected to reach. Niche metrics compare
 collections of small point clouds: pairwise exact W2, 1-NN two-sample accuracy and kNN label
 accuracy on per-cloud summaries.
 """
 
 from ._clouds import cloud_summaries, cloud_w2_matrix
-from ._distribution import DISTRIBUTION_METRICS, distribution_metrics
+from ._distribution import DISTRIBUTION_METRICS, distribution_metrics, noise_floor
+from ._energy import energy_distance
 from ._mmd import MFM_BANDWIDTHS, MFM_GAMMAS, mmd
 from ._moments import corr_of_correlations, r2_means
 from ._niches import label_accuracy, one_nn_accuracy
@@ -22,8 +25,10 @@ __all__ = [
     "cloud_w2_matrix",
     "corr_of_correlations",
     "distribution_metrics",
+    "energy_distance",
     "label_accuracy",
     "mmd",
+    "noise_floor",
     "one_nn_accuracy",
     "r2_means",
     "w1",

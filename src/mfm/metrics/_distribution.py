@@ -7,19 +7,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .._utils import RandomState, as_numpy_rng
-from ._inputs import as_point_pair, check_max_cells, subsample
+from ._energy import energy_distance
+from ._inputs import as_point_pair, as_points, check_max_cells, subsample
 from ._mmd import mmd
 from ._moments import corr_of_correlations, r2_means
 from ._wasserstein import wasserstein
 
 #: Names accepted by :func:`distribution_metrics`.
-DISTRIBUTION_METRICS: tuple[str, ...] = ("w1", "w2", "mmd", "r2", "corr")
+DISTRIBUTION_METRICS: tuple[str, ...] = ("w1", "w2", "mmd", "energy", "r2", "corr")
 
 # Metrics on the shared subsample (already drawn, so no further subsampling).
 _SAMPLED: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "w1": lambda x, y: wasserstein(x, y, p=1, max_cells=None),
     "w2": lambda x, y: wasserstein(x, y, p=2, max_cells=None),
     "mmd": lambda x, y: mmd(x, y, max_cells=None),
+    "energy": lambda x, y: energy_distance(x, y, max_cells=None),
 }
 # Metrics of moments, cheap in the number of cells: computed on all cells.
 _FULL: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
@@ -31,7 +33,7 @@ _FULL: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 def distribution_metrics(
     x: np.ndarray,
     y: np.ndarray,
-    metrics: Sequence[str] | str = ("w1", "w2", "mmd", "r2"),
+    metrics: Sequence[str] | str = ("w1", "w2", "mmd", "energy", "r2"),
     *,
     max_cells: int | None = 2000,
     random_state: RandomState = 0,
@@ -39,9 +41,10 @@ def distribution_metrics(
     """Compute several metrics between predicted cells ``x`` and observed cells ``y``.
 
     Names: ``"w1"``, ``"w2"`` (:func:`wasserstein`), ``"mmd"`` (:func:`mmd` with the MFM
-    bandwidths), ``"r2"`` (:func:`r2_means`), ``"corr"`` (:func:`corr_of_correlations`).
-    ``w1``, ``w2`` and ``mmd`` share one subsample of at most ``max_cells`` cells per set (drawn
-    once, ``x`` first, then ``y``); ``r2`` and ``corr`` use every cell.
+    bandwidths), ``"energy"`` (:func:`energy_distance`), ``"r2"`` (:func:`r2_means`),
+    ``"corr"`` (:func:`corr_of_correlations`). ``w1``, ``w2``, ``mmd`` and ``energy`` share
+    one subsample of at most ``max_cells`` cells per set (drawn once, ``x`` first, then ``y``);
+    ``r2`` and ``corr`` use every cell.
 
     Parameters
     ----------
@@ -74,6 +77,70 @@ def distribution_metrics(
         name: _SAMPLED[name](x_sub, y_sub) if name in _SAMPLED else _FULL[name](x, y)
         for name in names
     }
+
+
+def noise_floor(
+    y: np.ndarray,
+    metrics: Sequence[str] | str = ("w1", "w2", "mmd", "energy", "r2"),
+    *,
+    n_predicted: int | None = None,
+    max_cells: int | None = 2000,
+    random_state: RandomState = 0,
+) -> dict[str, float]:
+    """The metrics between two random halves of the observed cells ``y``: a data ceiling.
+
+    No prediction can be expected to come closer to ``y`` than another sample of the same
+    population does, so this is about the best score a method can reach on ``y`` (cell-eval
+    calls it the data ceiling). The halves have ``m // 2`` cells each, and every sample-based
+    metric depends on sample size:
+
+    - ``"mmd"`` and ``"energy"`` are V-statistics whose expected value for two samples of
+      sizes ``a`` and ``b`` from one distribution is ``c (1/a + 1/b)``; with ``n_predicted``
+      their floors are rescaled from the halves' sizes to a prediction of ``n_predicted``
+      cells scored against all ``m`` (both capped at ``max_cells``), so they estimate what a
+      perfect prediction would score in the same table;
+    - ``"w1"`` and ``"w2"`` shrink more slowly and with no closed form, so they are reported
+      at half size: an upper estimate of the floor (and ``"r2"``, ``"corr"`` a lower one).
+
+    Parameters
+    ----------
+    y
+        ``(m, d)`` observed cells, ``m >= 4``.
+    metrics
+        Metric names, as for :func:`distribution_metrics`.
+    n_predicted
+        Cells of the predictions the floor is compared with (see above); None reports every
+        metric at half size.
+    max_cells
+        Largest number of cells per half (and per set when rescaling) for the OT, MMD and
+        energy metrics; None uses all.
+    random_state
+        Seed or generator of the split (and of the subsamples).
+
+    Returns
+    -------
+    ``{name: value}`` in the order of ``metrics``.
+    """
+    y = as_points(y, "y")
+    if len(y) < 4:
+        msg = f"A noise floor needs at least 4 observed cells (two halves of 2), got {len(y)}."
+        raise ValueError(msg)
+    rng = as_numpy_rng(random_state)
+    order = rng.permutation(len(y))
+    half = len(y) // 2
+    first, second = y[order[:half]], y[order[half : 2 * half]]
+    values = distribution_metrics(first, second, metrics, max_cells=max_cells, random_state=rng)
+    if n_predicted is not None:
+        cap = np.inf if max_cells is None else max_cells
+        size_half = min(half, cap)
+        factor = (1 / min(n_predicted, cap) + 1 / min(len(y), cap)) / (2 / size_half)
+        for name in _SIZE_SCALED.intersection(values):
+            values[name] *= factor
+    return values
+
+
+#: V-statistics whose floor scales as 1/a + 1/b with the two sample sizes.
+_SIZE_SCALED = frozenset({"mmd", "energy"})
 
 
 def _check_names(metrics: Sequence[str] | str) -> list[str]:

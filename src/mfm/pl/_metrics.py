@@ -9,6 +9,7 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .._checks import check_choice
@@ -24,7 +25,14 @@ from ._utils import (
 )
 
 #: Axis labels of the metrics written by `mfm.tl.evaluate`; other columns keep their name.
-_LABELS = {"w1": "W1", "w2": "W2", "mmd": "MMD", "r2": "$R^2$ of means", "corr": "correlation"}
+_LABELS = {
+    "w1": "W1",
+    "w2": "W2",
+    "mmd": "MMD",
+    "energy": "energy distance",
+    "r2": "$R^2$ of means",
+    "corr": "correlation",
+}
 #: Total width of the boxes drawn at one group position.
 _GROUP_WIDTH = 0.8
 #: Golden-ratio conjugate: consecutive multiples mod 1 spread points evenly without an RNG.
@@ -38,6 +46,7 @@ def metrics(
     key: str = "mfm",
     by: str = METHOD,
     split: str | Sequence[str] | None = None,
+    floor: bool = True,
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
@@ -64,6 +73,10 @@ def metrics(
         first appearance.
     split
         Keep only these splits (``"train"``, ``"val"``, ``"test"``); ``None`` keeps all rows.
+    floor
+        Draw the median noise floor of the shown populations (column ``'{metric}_floor'``
+        of `mfm.tl.evaluate`: the metric between two halves of the observed cells) as a
+        dashed line: about the best score any method can reach.
     ax
         Axes to draw into; a new figure when ``None``.
     show
@@ -100,11 +113,21 @@ def metrics(
     ax.set_xlim(-0.5, len(groups) - 0.5)
     ax.set_xlabel(by)
     ax.set_ylabel(_LABELS.get(metric, metric))
-    if len(splits) > 1:
-        outside_legend(
-            ax, handles=[Patch(color=c, label=s) for s, c in zip(splits, colors, strict=True)]
-        )
+    handles = [Patch(color=c, label=s) for s, c in zip(splits, colors, strict=True)]
+    handles = handles if len(splits) > 1 else []
+    if floor and f"{metric}_floor" in table.columns:
+        handles.append(_draw_floor(ax, table, metric))
+    if handles:
+        outside_legend(ax, handles=handles)
     return show_or_return(fig, ax, show=show, return_fig=return_fig)
+
+
+def _draw_floor(ax: Axes, table: pd.DataFrame, metric: str) -> Line2D:
+    """Dashed line at the median floor over the shown populations (each counted once)."""
+    floors = table.drop_duplicates(subset="population")[f"{metric}_floor"].astype(float)
+    level = float(np.nanmedian(floors))
+    ax.axhline(level, color="0.3", linestyle="--", linewidth=1, zorder=1)
+    return Line2D([], [], color="0.3", linestyle="--", label="noise floor (median)")
 
 
 def _metric_values(table: pd.DataFrame, metric: str, key: str) -> pd.Series:

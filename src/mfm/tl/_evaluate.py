@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from ..metrics import distribution_metrics
+from ..metrics import distribution_metrics, noise_floor
 from ._pairs import population_pairs
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ def evaluate(
     adata: AnnData,
     pred: AnnData,
     *,
-    metrics: Sequence[str] = ("w1", "w2", "mmd", "r2"),
+    metrics: Sequence[str] = ("w1", "w2", "mmd", "energy", "r2"),
+    floor: bool = True,
     max_cells: int | None = 2000,
     random_state: int = 0,
     key_added: str = "mfm",
@@ -36,8 +37,15 @@ def evaluate(
         Predicted cells from :func:`mfm.tl.predict` or :func:`mfm.tl.baseline`.
     metrics
         Any of ``"w1"``, ``"w2"`` (exact OT, POT ``emd2``), ``"mmd"`` (RBF kernels at
-        several bandwidths, see :func:`mfm.metrics.mmd`), ``"r2"`` (of the feature means)
-        and ``"corr"`` (correlation of feature-feature correlations).
+        several bandwidths, see :func:`mfm.metrics.mmd`), ``"energy"`` (energy distance with
+        Euclidean distances, pertpy's convention), ``"r2"`` (of the feature means) and
+        ``"corr"`` (correlation of feature-feature correlations).
+    floor
+        Also report each metric's noise floor: its value between two random halves of the
+        observed population (:func:`mfm.metrics.noise_floor`; MMD and energy distance
+        rescaled to the prediction's sample size, W1/W2 at half size, an upper estimate),
+        about the best score a prediction can be expected to reach, in columns
+        ``'{metric}_floor'``.
     max_cells
         Cells per population used by W1/W2/MMD (random subsample above it; None: all).
     random_state
@@ -48,9 +56,9 @@ def evaluate(
     Returns
     -------
     DataFrame with one row per predicted population: ``method``, ``population``,
-    ``condition``, ``split``, the sample columns, ``n_observed``, ``n_predicted`` and
-    one column per metric. The rows are also stored in
-    ``adata.uns[key_added]['metrics']``, replacing earlier rows of the same method and
+    ``condition``, ``split``, the sample columns, ``n_observed``, ``n_predicted``, one
+    column per metric and, with ``floor=True``, ``'{metric}_floor'``. The rows are also stored
+    in ``adata.uns[key_added]['metrics']``, replacing earlier rows of the same method and
     population, so several methods accumulate there.
     """
     keys = K.Keys(key_added)
@@ -72,6 +80,8 @@ def evaluate(
         scores = distribution_metrics(
             predicted, observed, metrics, max_cells=max_cells, random_state=random_state
         )
+        if floor:
+            scores |= _floor(observed, len(predicted), metrics, max_cells, random_state)
         rows.append(
             {
                 K.METHOD: method,
@@ -94,6 +104,22 @@ def evaluate(
         keys.metrics,
     )
     return result
+
+
+def _floor(
+    observed: np.ndarray,
+    n_predicted: int,
+    metrics: Sequence[str],
+    max_cells: int | None,
+    random_state: int,
+) -> dict[str, float]:
+    """``{'{metric}_floor': value}``; NaN for populations too small to halve."""
+    if len(observed) < 4:
+        return {f"{name}_floor": np.nan for name in dict.fromkeys(metrics)}
+    values = noise_floor(
+        observed, metrics, n_predicted=n_predicted, max_cells=max_cells, random_state=random_state
+    )
+    return {f"{name}_floor": value for name, value in values.items()}
 
 
 def _check_prediction(pred: AnnData, features: list[str], keys: K.Keys) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from .._checks import check_choice, check_positive_int
 from .._utils import Device, as_torch_generator
 from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
-from ._model import COUPLINGS, METHODS, SOURCES, MetaFlowConfig, MetaFlowModel
+from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
 from ._pairs import population_pairs
 from ._trainer import TrainSettings, rank_and_world, train
 
@@ -37,6 +39,11 @@ def fit(
     cells_per_population: int = 256,
     max_steps: int = 2000,
     lr: float = 1e-2,
+    weight_decay: float = 0.0,
+    standardize: str = "global",
+    val_fraction: float = 0.15,
+    restore_best: bool = True,
+    early_stopping: int | None = None,
     val_every: int = 100,
     device: Device = "auto",
     random_state: int = 0,
@@ -89,6 +96,25 @@ def fit(
         Training steps.
     lr
         Peak learning rate (AdamW, warm-up then cosine decay).
+    weight_decay
+        AdamW weight decay.
+    standardize
+        Scale the features before the networks see them, with statistics of the training
+        control cells stored in the model and undone at prediction: ``"global"`` centres
+        each feature and divides all by one scale (the root mean feature variance), so the
+        geometry is kept and results do not depend on the units of the data;
+        ``"feature"`` divides each feature by its own standard deviation; ``"none"``.
+    val_fraction
+        When the data has no ``"val"`` pairs (see :func:`mfm.pp.split`) and ``restore_best``
+        or ``early_stopping`` is set, this fraction of the training data is held out for
+        the validation loss: whole control populations with their treated pairs when
+        there are at least 8 training control populations, else this fraction of the cells
+        of every training population. 0 holds nothing out.
+    restore_best
+        Keep the weights of the lowest validation loss (checked every ``val_every`` steps)
+        instead of the last ones; the history marks the kept row (``kept``).
+    early_stopping
+        Stop after this many validation checks without improvement (``None``: never).
     val_every
         Steps between history rows and validation losses.
     device
@@ -104,9 +130,11 @@ def fit(
     -------
     The trained :class:`~mfm.tl.MetaFlowModel`. Also sets
 
-    - ``adata.uns[key_added]['history']``: DataFrame of method, step, train/val loss, lr
-      (rows of earlier fits of other methods are kept, so ``mfm.pl.loss`` compares them);
-    - ``adata.uns[key_added]['params']['fit']``: the fit parameters;
+    - ``adata.uns[key_added]['history']``: DataFrame of method, step, train/val loss, lr,
+      kept (the row whose weights the model holds) (rows of earlier fits of other methods
+      are kept, so ``mfm.pl.loss`` compares them);
+    - ``adata.uns[key_added]['params']['fit']``: the fit parameters, with ``kept_step``
+      and ``validation`` (``"split"``, ``"populations"``, ``"cells"`` or ``"none"``);
     - ``adata.uns[key_added]['population_embedding']``: DataFrame (control population x
       embedding dimension) of h (MFM and CGFM).
 
@@ -117,6 +145,8 @@ def fit(
     _check_options(
         method, source, coupling, knn, batch_populations, cells_per_population, max_steps
     )
+    check_choice("standardize", standardize, STANDARDIZE)
+    _check_fraction(val_fraction)
     keys = K.Keys(key_added)
     pairs, table, features = population_pairs(adata, keys)
     split = table[K.SPLIT].astype(str).to_numpy()
@@ -127,14 +157,19 @@ def fit(
         raise ValueError(msg)
     if coupling == "paired":
         pairs.check_paired(np.concatenate([train_pairs, val_pairs]))
+    wants_val = restore_best or early_stopping is not None
+    holdout = _holdout(
+        pairs, train_pairs, val_pairs, val_fraction if wants_val else 0.0, random_state
+    )
 
     params = adata.uns[keys.uns][keys.params]
+    mean, scale = feature_statistics(holdout.train, holdout.train_pairs, standardize)
     config = MetaFlowConfig(
         method=method,
         source=source,
         coupling=coupling,
         treatments=pairs.treatments,
-        train_sources=sorted({pairs.names[i] for i in pairs.source[train_pairs]}),
+        train_sources=sorted({pairs.names[i] for i in pairs.source[holdout.train_pairs]}),
         knn=knn,
         gcn_hidden=gcn_hidden,
         gcn_layers=gcn_layers,
@@ -146,28 +181,118 @@ def fit(
         sample_key=list(params["sample_key"]),
         condition_key=params["condition_key"],
         control=params["control"],
+        standardize=standardize,
+        feature_mean=mean,
+        feature_scale=scale,
     )
     model = MetaFlowModel(config, features, device=device, seed=random_state)
-    logger.info("training %s on %d population pairs", model.label, len(train_pairs))
-    objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
-    sampler = _Sampler(pairs, model, batch_populations, random_state)
-    settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
-    validate = sampler.validation(val_pairs) if len(val_pairs) else None
-    history = train(
-        objective, lambda: sampler.batch(train_pairs), settings, validate=validate, desc=model.label
+    logger.info(
+        "training %s on %d population pairs (validation: %s)",
+        model.label,
+        len(holdout.train_pairs),
+        holdout.kind,
     )
+    objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
+    sampler = _Sampler(holdout.train, model, batch_populations, random_state)
+    settings = TrainSettings(
+        max_steps=max_steps,
+        lr=lr,
+        weight_decay=weight_decay,
+        val_every=val_every,
+        progress=progress,
+        restore_best=restore_best,
+        early_stopping=early_stopping,
+    )
+    validate = None
+    if len(holdout.val_pairs):
+        val_sampler = _Sampler(holdout.val, model, batch_populations, random_state)
+        validate = val_sampler.validation(holdout.val_pairs)
+    history = train(
+        objective,
+        lambda: sampler.batch(holdout.train_pairs),
+        settings,
+        validate=validate,
+        desc=model.label,
+    )
+    kept_step = int(history.loc[history[K.KEPT], K.STEP].iloc[0])
 
     embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
     adata.uns[keys.uns][keys.history] = _merge_history(adata, keys, history, model.label)
     adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
         config, settings, batch_populations, random_state
-    )
+    ) | {"kept_step": kept_step, "validation": holdout.kind, "val_fraction": val_fraction}
     added = [keys.history, keys.params]
     if embedding is not None:
         adata.uns[keys.uns][keys.population_embedding] = embedding
         added.append(keys.population_embedding)
     logger.info("finished; added uns[%r]%s", keys.uns, added)
     return model
+
+
+#: Training control populations needed before whole populations are held out for validation.
+MIN_SOURCES_FOR_POPULATION_HOLDOUT = 8
+
+
+@dataclass(frozen=True)
+class _Holdout:
+    """Training and validation data: pairs, and the cells each side may draw from."""
+
+    train: PopulationPairs
+    train_pairs: np.ndarray
+    val: PopulationPairs
+    val_pairs: np.ndarray
+    kind: str  # "split", "populations", "cells" or "none"
+
+
+def _holdout(
+    pairs: PopulationPairs,
+    train_pairs: np.ndarray,
+    val_pairs: np.ndarray,
+    fraction: float,
+    random_state: int,
+) -> _Holdout:
+    """The user's ``"val"`` pairs, else a held-out fraction of populations or of cells."""
+    if len(val_pairs):
+        return _Holdout(pairs, train_pairs, pairs, val_pairs, "split")
+    if fraction == 0:
+        return _Holdout(pairs, train_pairs, pairs, val_pairs, "none")
+    rng = np.random.default_rng([random_state, 1])
+    sources = np.unique(pairs.source[train_pairs])
+    if len(sources) >= MIN_SOURCES_FOR_POPULATION_HOLDOUT:
+        n_val = max(1, round(fraction * len(sources)))
+        held = rng.choice(sources, n_val, replace=False)
+        is_val = np.isin(pairs.source[train_pairs], held)
+        return _Holdout(pairs, train_pairs[~is_val], pairs, train_pairs[is_val], "populations")
+    train_cells, val_cells = [], []
+    for rows in pairs.cells:
+        is_val = np.zeros(len(rows), dtype=bool)
+        is_val[rng.choice(len(rows), max(1, round(fraction * len(rows))), replace=False)] = True
+        train_cells.append(rows[~is_val])
+        val_cells.append(rows[is_val])
+    return _Holdout(
+        dataclasses.replace(pairs, cells=train_cells),
+        train_pairs,
+        dataclasses.replace(pairs, cells=val_cells),
+        train_pairs,
+        "cells",
+    )
+
+
+def feature_statistics(
+    pairs: PopulationPairs, train_pairs: np.ndarray, standardize: str
+) -> tuple[list[float], list[float]]:
+    """Mean and scale of the training control cells (empty lists for ``"none"``)."""
+    if standardize == "none":
+        return [], []
+    rows = np.concatenate([pairs.cells[s] for s in np.unique(pairs.source[train_pairs])])
+    x = pairs.x[rows].astype(np.float64)
+    mean, std = x.mean(0), x.std(0)
+    if standardize == "global":
+        scale = np.full_like(std, np.sqrt(np.mean(std**2)))
+    else:
+        scale = std
+    scale = np.where(scale > 0, scale, 1.0)  # constant features: centre only
+    return mean.tolist(), scale.tolist()
 
 
 class _Sampler:
@@ -194,7 +319,8 @@ class _Sampler:
         paired = self.model.config.coupling == "paired"
         b = self.pairs.sample(chosen, n, rng, device=self.model.device, paired=paired)
         codes = torch.as_tensor(self.codes[b.source_index.cpu().numpy()], device=self.model.device)
-        return b.source, b.target, codes, b.treatment, generator
+        source, target = self.model.to_model_space(b.source), self.model.to_model_space(b.target)
+        return source, target, codes, b.treatment, generator
 
     def validation(self, val_pairs: np.ndarray):
         """A loss on a fixed draw of every validation pair (same cells and times each call)."""
@@ -265,11 +391,18 @@ def _check_options(
         raise ValueError(msg)
 
 
+def _check_fraction(val_fraction: float) -> None:
+    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
+        msg = f"`val_fraction` must be a number in [0, 1), got {val_fraction!r}."
+        raise ValueError(msg)
+
+
 def _fit_params(
     config: MetaFlowConfig, settings: TrainSettings, batch_populations: int, random_state: int
 ) -> dict:
     """Fit parameters as plain h5ad-writable types."""
     skip = {"treatments", "train_sources", "sample_key", "use_rep", "condition_key", "control"}
+    skip |= {"feature_mean", "feature_scale"}
     params = {k: v for k, v in vars(config).items() if k not in skip}
     params.update(vars(settings))
     params.update(batch_populations=batch_populations, random_state=random_state)

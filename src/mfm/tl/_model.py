@@ -18,6 +18,7 @@ Method = Literal["mfm", "fm", "cgfm"]
 METHODS = ("mfm", "fm", "cgfm")
 SOURCES = ("control", "noise")
 COUPLINGS = ("independent", "ot", "paired")
+STANDARDIZE = ("global", "feature", "none")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ class MetaFlowConfig:
         Condition column of the training data.
     control
         Control label.
+    standardize
+        How features were scaled before training (see :func:`mfm.tl.fit`): ``"global"``,
+        ``"feature"`` or ``"none"``.
+    feature_mean
+        Per-feature mean subtracted before the network (empty: none).
+    feature_scale
+        Per-feature divisor applied after centring (empty: none).
     """
 
     method: Method = "mfm"
@@ -90,6 +98,9 @@ class MetaFlowConfig:
     sample_key: list[str] = field(default_factory=list)
     condition_key: str = "condition"
     control: str = "control"
+    standardize: Literal["global", "feature", "none"] = "none"
+    feature_mean: list[float] = field(default_factory=list)
+    feature_scale: list[float] = field(default_factory=list)
 
 
 @register
@@ -111,6 +122,27 @@ class MetaFlowModel(BaseModel):
     config_class = MetaFlowConfig
     config: MetaFlowConfig
     module: MetaFlowNet
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        c = self.config
+        self._mean = self._scale = None
+        if c.feature_mean:
+            self._mean = torch.tensor(c.feature_mean, dtype=torch.float32, device=self.device)
+            self._scale = torch.tensor(c.feature_scale, dtype=torch.float32, device=self.device)
+
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise cells ``(..., d)`` as in training (identity without standardisation)."""
+        return x if self._mean is None else (x - self._mean) / self._scale
+
+    def to_data_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo :meth:`to_model_space`."""
+        return x if self._mean is None else x * self._scale + self._mean
+
+    def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, d)`` N(0, I) draws in the model's space, returned in data space ("w/N")."""
+        z = torch.as_tensor(rng.standard_normal((n, len(self.features))), dtype=torch.float32)
+        return self.to_data_space(z.to(self.device)).cpu().numpy()
 
     @property
     def label(self) -> str:
@@ -183,10 +215,10 @@ class MetaFlowModel(BaseModel):
         if len(cells) != n:
             draw = as_numpy_rng(random_state).choice(len(cells), n, replace=len(cells) < n)
             cells = cells[draw]
-        x = torch.as_tensor(cells, dtype=torch.float32, device=self.device)[None]
+        x = self.to_model_space(torch.as_tensor(cells, dtype=torch.float32, device=self.device))
         code = torch.tensor([self.population_code(population)], device=self.device)
         self.module.eval()
-        return self.module.embed(x, code)[0].cpu().numpy()
+        return self.module.embed(x[None], code)[0].cpu().numpy()
 
     @torch.no_grad()
     def transport(
@@ -229,7 +261,7 @@ class MetaFlowModel(BaseModel):
         h = torch.as_tensor(embedding, dtype=torch.float32, device=self.device)[None]
         code = torch.tensor([self.treatment_code(treatment)], device=self.device)
         condition = self.module.condition(h, code).expand(len(x0), -1)
-        x = torch.as_tensor(x0, dtype=torch.float32, device=self.device)
+        x = self.to_model_space(torch.as_tensor(x0, dtype=torch.float32, device=self.device))
         self.module.eval()
         out = integrate(
             self.module,
@@ -241,4 +273,4 @@ class MetaFlowModel(BaseModel):
             rtol=rtol,
             chunk_size=chunk_size,
         )
-        return out.cpu().numpy()
+        return self.to_data_space(out).cpu().numpy()

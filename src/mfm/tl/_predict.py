@@ -90,7 +90,7 @@ def predict(
         source = pairs.source[target]
         x0 = pairs.population_cells(source)
         if model.config.source == "noise":
-            x0 = rng.standard_normal(x0.shape).astype(np.float32)
+            x0 = model.noise(len(x0), rng)
         treatment = pairs.treatments[pairs.treatment[target]]
         predicted.append(
             model.transport(

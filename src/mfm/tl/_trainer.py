@@ -46,6 +46,12 @@ class TrainSettings:
         Steps between validation losses (and history rows).
     progress
         Show a tqdm progress bar with the loss.
+    restore_best
+        With a validation loss: at the end, put back the weights of the history row with the
+        lowest validation loss (marked ``kept`` in the history).
+    early_stopping
+        With a validation loss: stop after this many history rows without a lower validation
+        loss (``None``: train all ``max_steps``).
     """
 
     max_steps: int = 2000
@@ -56,6 +62,8 @@ class TrainSettings:
     grad_clip: float | None = 1.0
     val_every: int = 100
     progress: bool = True
+    restore_best: bool = False
+    early_stopping: int | None = None
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -92,7 +100,9 @@ def train(
     Returns
     -------
     DataFrame with columns ``step``, ``train_loss`` (mean since the previous row),
-    ``val_loss`` (NaN without ``validate``) and ``lr``.
+    ``val_loss`` (NaN without ``validate``), ``lr`` and ``kept`` (True on the row whose
+    weights the objective holds at the end: the last row, or with ``settings.restore_best``
+    and ``validate`` the row of the lowest validation loss).
     """
     rank, world = rank_and_world()
     model = objective
@@ -103,6 +113,7 @@ def train(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(settings))
     history, running = [], []
+    best = _BestWeights(objective, enabled=settings.restore_best and validate is not None)
     bar = tqdm(
         range(1, settings.max_steps + 1),
         desc=desc,
@@ -124,8 +135,42 @@ def train(
             history.append(row)
             running = []
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("loss")})
+            best.update(len(history) - 1, row[K.VAL_LOSS])
+            if _stop_early(settings, best, len(history)):
+                logger.info("early stopping at step %d (best step %d)", step, best.step(history))
+                break
     objective.eval()
-    return pd.DataFrame(history)
+    frame = pd.DataFrame(history)
+    frame[K.KEPT] = np.arange(len(frame)) == best.restore(len(frame) - 1)
+    return frame
+
+
+class _BestWeights:
+    """Copies of the weights at the lowest validation loss so far (when enabled)."""
+
+    def __init__(self, objective: nn.Module, *, enabled: bool) -> None:
+        self.objective, self.enabled = objective, enabled
+        self.row, self.loss, self.state = -1, math.inf, None
+
+    def update(self, row: int, val_loss: float) -> None:
+        if self.enabled and val_loss < self.loss:  # NaN never improves
+            self.row, self.loss = row, val_loss
+            self.state = {k: v.detach().clone() for k, v in self.objective.state_dict().items()}
+
+    def step(self, history: list[dict]) -> int:
+        return int(history[self.row][K.STEP]) if self.row >= 0 else -1
+
+    def restore(self, last_row: int) -> int:
+        """Load the best weights (if any); return the history row the weights belong to."""
+        if self.state is None:
+            return last_row
+        self.objective.load_state_dict(self.state)
+        return self.row
+
+
+def _stop_early(settings: TrainSettings, best: _BestWeights, n_rows: int) -> bool:
+    patience = settings.early_stopping
+    return patience is not None and best.row >= 0 and n_rows - 1 - best.row >= patience
 
 
 def _history_row(
