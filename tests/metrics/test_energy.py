@@ -9,7 +9,7 @@ from mfm.metrics import distribution_metrics, energy_distance, mmd, noise_floor
 
 
 def test_tiny_input_by_hand():
-    # x = {0, 2}, y = {1} on a line: E|x - y| = 1, E|x - x'| = (0 + 2 + 2 + 0) / 4 = 1, E|y - y'| = 0
+    # x = {0, 2}, y = {1}: E|x - y| = 1, E|x - x'| = (0 + 2 + 2 + 0) / 4 = 1, E|y - y'| = 0
     assert energy_distance(np.array([[0.0], [2.0]]), np.array([[1.0]])) == pytest.approx(1.0)
     # two points at distance 3: 2 * 3 - 0 - 0
     assert energy_distance(np.array([[0.0, 0.0]]), np.array([[3.0, 0.0]])) == pytest.approx(6.0)
