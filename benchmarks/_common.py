@@ -19,7 +19,7 @@ from letters_table import letters_adata
 import mfm
 from mfm import _keys as K
 from mfm.flows import MetaFlowObjective
-from mfm.tl._fit import _Sampler
+from mfm.tl._fit import _Sampler, feature_statistics, resolve_lr
 from mfm.tl._model import MetaFlowConfig, MetaFlowModel
 from mfm.tl._pairs import population_pairs
 from mfm.tl._trainer import TrainSettings, train
@@ -123,6 +123,10 @@ class OursTrainer:
     ):
         pairs, table, features = population_pairs(adata, K.Keys("mfm"))
         self.train_pairs = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str) == K.TRAIN))
+        standardize = fit_defaults()["standardize"]
+        mean, scale = feature_statistics(pairs, self.train_pairs, standardize)
+        #: ``mfm.tl.fit``'s default peak learning rate for these pairs.
+        self.lr = resolve_lr(fit_defaults()["lr"], len(self.train_pairs))
         config = MetaFlowConfig(
             method="mfm",
             coupling=coupling,
@@ -136,6 +140,9 @@ class OursTrainer:
             n_layers=sizes.n_layers,
             time_features=sizes.time_features,
             cells_per_population=sizes.cells_per_population,
+            standardize=standardize,
+            feature_mean=mean,
+            feature_scale=scale,
         )
         self.model = MetaFlowModel(config, features, device=device, seed=random_state)
         self.objective = MetaFlowObjective(self.model.module, coupling=coupling)
@@ -147,7 +154,7 @@ class OursTrainer:
 
     def run(self, n_steps: int) -> None:
         """``n_steps`` steps of ``mfm.tl._trainer.train`` (no progress bar, no validation)."""
-        settings = TrainSettings(max_steps=n_steps, val_every=n_steps, progress=False)
+        settings = TrainSettings(max_steps=n_steps, lr=self.lr, val_every=n_steps, progress=False)
         train(self.objective, self.next_batch, settings)
 
 

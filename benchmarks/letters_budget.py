@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from _common import OURS_DEFAULT, OursTrainer, fit_defaults, letters_adata, print_table
+from _common import OURS_DEFAULT, OursTrainer, letters_adata, print_table
 from reference.model import ReferenceGNNFlow
 from reference.trainer import ReferenceLoader, ReferenceTrainer
 
@@ -103,7 +103,7 @@ def run_ours(adata, task: HeldOut, args, overrides: dict | None = None) -> Curve
         return model.transport(x0, h, treatment, solver=SOLVER, n_steps=SOLVER_STEPS)
 
     clock = _Clock(args.every, lambda: task.w1(transport, args.max_cells))
-    settings = TrainSettings(max_steps=args.ours_steps, lr=fit_defaults()["lr"], progress=False)
+    settings = TrainSettings(max_steps=args.ours_steps, lr=trainer.lr, progress=False)
     train(trainer.objective, clock.wrap(trainer.next_batch), settings)
     clock.finish(args.ours_steps)
     return clock.curve(f"ours (fit defaults, {args.ours_steps} steps)")

@@ -13,6 +13,7 @@ import mfm
 CONTROLS = ["P0|control", "P1|control", "P2|control"]
 TREATED = [f"P{p}|{d}" for p in range(3) for d in ("drugA", "drugB")]
 DRUG_A = ["P0|drugA", "P1|drugA", "P2|drugA"]
+POPULATIONS_KW = {"sample_key": "patient", "condition_key": "treatment", "control": "control"}
 
 
 def test_fit_before_populations(make, fit_kw):
@@ -32,6 +33,7 @@ BAD_OPTIONS = {
     "paired noise": ({"coupling": "paired", "source": "noise"}, "needs source='control'"),
     "standardize": ({"standardize": "zscore"}, "`standardize`"),
     "val_fraction": ({"val_fraction": 1.0}, "`val_fraction`"),
+    "lr": ({"lr": "fast"}, "`lr`"),
 }
 
 
@@ -356,3 +358,16 @@ def test_user_val_split_is_used_as_is(fitted):
     adata, model = fitted("fm")
     assert adata.uns["mfm"]["params"]["fit"]["validation"] == "split"
     assert model.config.train_sources == ["P0|control"]
+
+
+def test_auto_lr_follows_the_number_of_training_pairs(prepare, make, fit_kw):
+    adata = prepare()  # 2 training pairs
+    mfm.tl.fit(adata, **fit_kw)
+    assert adata.uns["mfm"]["params"]["fit"]["lr"] == 1e-3
+    mfm.tl.fit(adata, **{**fit_kw, "lr": 0.02})
+    assert adata.uns["mfm"]["params"]["fit"]["lr"] == 0.02
+    many = make(n_patients=34, n_cells=30)  # 32 training patients x 2 treatments = 64 pairs
+    mfm.pp.populations(many, **POPULATIONS_KW, min_cells=20)
+    mfm.pp.split(many, by="patient", test=["P33"], val=["P32"])
+    mfm.tl.fit(many, **{**fit_kw, "max_steps": 2})
+    assert many.uns["mfm"]["params"]["fit"]["lr"] == 1e-2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ def fit(
     batch_populations: int = 8,
     cells_per_population: int = 256,
     max_steps: int = 2000,
-    lr: float = 1e-2,
+    lr: float | Literal["auto"] = "auto",
     weight_decay: float = 0.0,
     standardize: str = "global",
     val_fraction: float = 0.15,
@@ -95,7 +96,10 @@ def fit(
     max_steps
         Training steps.
     lr
-        Peak learning rate (AdamW, warm-up then cosine decay).
+        Peak learning rate (AdamW, warm-up then cosine decay). ``"auto"``: ``1e-2`` with at
+        least 64 training pairs, ``1e-3`` with fewer, where a larger step fits the noise of
+        the few populations (measured on BCR-XL held-out patients, the letters and the
+        organoid simulator; see ``docs/methods.md``).
     weight_decay
         AdamW weight decay.
     standardize
@@ -196,7 +200,7 @@ def fit(
     sampler = _Sampler(holdout.train, model, batch_populations, random_state)
     settings = TrainSettings(
         max_steps=max_steps,
-        lr=lr,
+        lr=resolve_lr(lr, len(holdout.train_pairs)),
         weight_decay=weight_decay,
         val_every=val_every,
         progress=progress,
@@ -227,6 +231,20 @@ def fit(
         added.append(keys.population_embedding)
     logger.info("finished; added uns[%r]%s", keys.uns, added)
     return model
+
+
+#: Training pairs from which ``lr="auto"`` takes the larger learning rate.
+MIN_PAIRS_FOR_LARGE_LR = 64
+
+
+def resolve_lr(lr: float | str, n_train_pairs: int) -> float:
+    """The peak learning rate: ``lr`` itself, or the ``"auto"`` rule of :func:`fit`."""
+    if lr == "auto":
+        return 1e-2 if n_train_pairs >= MIN_PAIRS_FOR_LARGE_LR else 1e-3
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+        msg = f"`lr` must be a positive number or 'auto', got {lr!r}."
+        raise ValueError(msg)
+    return float(lr)
 
 
 #: Training control populations needed before whole populations are held out for validation.
