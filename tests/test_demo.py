@@ -12,6 +12,16 @@ def test_demo_writes_h5ad_figure_and_model(tmp_path):
     assert (tmp_path / "mfm_demo_model" / "config.json").exists()
     adata = ad.read_h5ad(tmp_path / "mfm_demo.h5ad")
     assert adata.uns["mfm"]["params"]["fit"]["coupling"] == "paired"
-    assert set(adata.uns["mfm"]["metrics"]["method"]) == {"identity", "FM", "MFM"}
-    # one row per held-out split and method, all finite
-    assert len(summary) == 6 and np.isfinite(summary.to_numpy()).all()
+    methods = {"identity", "mean_shift", "FM", "MFM"}
+    assert set(adata.uns["mfm"]["metrics"]["method"]) == methods
+    # one row per held-out split and method, and the floor of each split, all finite
+    assert len(summary) == 2 * (len(methods) + 1) and np.isfinite(summary.to_numpy()).all()
+    for split in ("val", "test"):
+        assert list(summary.loc[split].index) == [
+            "identity",
+            "mean_shift",
+            "FM",
+            "MFM",
+            "noise floor",
+        ]
+        assert (summary.loc[(split, "noise floor")] > 0).all()
