@@ -6,7 +6,9 @@ and test-Y (letter Y) as mean +- std over seeds, beside the paper's values, with
 per model. ``--budget`` sets the training steps. Models with a control source train on the
 row-paired noisy/clean points (``coupling="paired"``, the paper's protocol; ``--coupling``
 changes it); the "w/N" models start from noise, so their coupling is independent. The
-identity row scores the noisy source itself as the prediction.
+identity row scores the noisy source itself as the prediction; the mean-shift and
+nearest-population rows are ``mfm.tl.baseline``'s; the noise floor is each metric between two
+halves of the clean points (W1/W2 at half size; MMD rescaled to the prediction's size).
 
 Usage: ``python benchmarks/letters_table.py --budget 2000 --seeds 0 1 2``
 """
@@ -35,6 +37,13 @@ MODELS = {
     "MFM (k=50)": ("mfm", "control", 50),
 }
 IDENTITY = "identity (noisy source)"
+#: The baselines (``tl.baseline`` methods) and their row names.
+BASELINES = {
+    IDENTITY: "identity",
+    "mean shift": "mean_shift",
+    "nearest population": "nearest_population",
+}
+FLOOR = "noise floor (two halves)"
 #: The paper's values (Atanackovic et al. 2024, synthetic letters): W1, W2, MMD.
 PAPER = {
     ("MFM (k=10)", "train"): (0.088, 0.109, 0.21e-3),
@@ -74,9 +83,18 @@ def scored(adata, pred, name: str, args, seed: int, seconds: float) -> pd.DataFr
     return result
 
 
-def evaluate_identity(adata, args, seed: int) -> pd.DataFrame:
-    pred = mfm.tl.baseline(adata, method="identity", populations=evaluated_populations(adata, args))
-    return scored(adata, pred, IDENTITY, args, seed, 0.0)
+def evaluate_baselines(adata, args, seed: int) -> list[pd.DataFrame]:
+    """Scores of every baseline, and the noise floor of the evaluated populations."""
+    populations = evaluated_populations(adata, args)
+    results = []
+    for name, method in BASELINES.items():
+        pred = mfm.tl.baseline(adata, method=method, populations=populations, random_state=seed)
+        results.append(scored(adata, pred, name, args, seed, 0.0))
+    floor = results[0].copy()
+    for metric in ("w1", "w2", "mmd"):
+        floor[metric] = floor[f"{metric}_floor"]
+    floor["model"] = FLOOR
+    return [*results, floor]
 
 
 def evaluate_model(adata, name: str, args, seed: int) -> pd.DataFrame:
@@ -123,7 +141,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
                 "train s": f"{row['seconds']:.0f}",
             }
         )
-    order = {name: i for i, name in enumerate([IDENTITY, *MODELS])}
+    order = {name: i for i, name in enumerate([FLOOR, *BASELINES, *MODELS])}
     return pd.DataFrame(rows).sort_values(["model", "set"], key=lambda s: s.map(order).fillna(s))
 
 
@@ -164,7 +182,7 @@ def run_all(args) -> list[pd.DataFrame]:
     results = []
     for seed in args.seeds:
         adata = letters_adata(args.n_points, seed)
-        results.append(evaluate_identity(adata, args, seed))
+        results += evaluate_baselines(adata, args, seed)
         results += [evaluate_model(adata, name, args, seed) for name in args.models]
     return results
 

@@ -150,7 +150,9 @@ def test_letters_table_quick(capsys, tmp_path):
     out = capsys.readouterr().out
     letters_table.main(["--summarise", str(tmp_path / "scores.csv")])
     assert capsys.readouterr().out.split("\n\n")[-1] == out.split("\n\n")[-1]
-    for model, subset in [("identity (noisy source)", "test X"), ("FM w/N", "test Y")]:
+    rows = [("identity (noisy source)", "test X"), ("FM w/N", "test Y"), ("mean shift", "train")]
+    rows += [("nearest population", "test Y"), ("noise floor (two halves)", "test X")]
+    for model, subset in rows:
         assert re.search(rf"\|\s*{re.escape(model)}\s*\|\s*{subset}\s*\|", out)
     assert re.search(r"\|\s*MFM \(k=10\)\s*\|\s*train\s*\|", out)
     assert "0.201/0.248/2.20e-03" in out  # the paper's MFM values printed beside ours
