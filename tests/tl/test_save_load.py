@@ -37,7 +37,11 @@ def test_directory_holds_plain_files(fitted, tmp_path):
         "weights.pt",
     ]
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config == {"model": "MetaFlowModel", "config": dataclasses.asdict(model.config)}
+    assert config == {
+        "format_version": 1,
+        "model": "MetaFlowModel",
+        "config": dataclasses.asdict(model.config),
+    }
     assert MetaFlowConfig(**config["config"]) == model.config
     assert json.loads((tmp_path / "features.json").read_text()) == ["g0", "g1", "g2", "g3"]
     state = torch.load(tmp_path / "weights.pt", weights_only=True)  # no pickled objects
@@ -72,6 +76,7 @@ def test_overwrite_protection(fitted, tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         mfm.tl.load(tmp_path / "nowhere")
-    (tmp_path / "config.json").write_text(json.dumps({"model": "Pickle", "config": {}}))
+    saved = {"format_version": 1, "model": "Pickle", "config": {}}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match="Unknown model class 'Pickle'"):
         mfm.tl.load(tmp_path)
