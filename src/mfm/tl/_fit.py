@@ -11,11 +11,11 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_choice, check_positive_int
-from .._utils import Device, as_torch_generator
+from .._utils import Device, as_torch_generator, check_training_options, make_actual
 from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
 from ._model import COUPLINGS, METHODS, SOURCES, MetaFlowConfig, MetaFlowModel
-from ._pairs import population_pairs
+from ._pairs import population_pairs, trained_treatments
 from ._trainer import TrainSettings, rank_and_world, train
 
 logger = logging.getLogger(__name__)
@@ -115,10 +115,25 @@ def fit(
     >>> model = mfm.tl.fit(adata, method="mfm", knn=10, max_steps=2000)
     """
     _check_options(
-        method, source, coupling, knn, batch_populations, cells_per_population, max_steps
+        method,
+        source,
+        coupling,
+        knn,
+        batch_populations,
+        cells_per_population,
+        max_steps,
+        sizes={
+            "embedding_dim": embedding_dim,
+            "gcn_hidden": gcn_hidden,
+            "gcn_layers": gcn_layers,
+            "hidden": hidden,
+            "n_layers": n_layers,
+        },
     )
+    check_training_options(lr=lr, val_every=val_every, random_state=random_state, device=device)
     keys = K.Keys(key_added)
-    pairs, table, features = population_pairs(adata, keys)
+    make_actual(adata)
+    pairs, table, features = population_pairs(adata, keys, trained_treatments(adata, keys))
     split = table[K.SPLIT].astype(str).to_numpy()
     train_pairs = pairs.pairs(np.flatnonzero(split == K.TRAIN))
     val_pairs = pairs.pairs(np.flatnonzero(split == K.VAL))
@@ -249,7 +264,10 @@ def _check_options(
     batch_populations: int,
     cells_per_population: int,
     max_steps: int,
+    sizes: dict[str, int],
 ) -> None:
+    for name, value in sizes.items():  # network sizes: embedding_dim, gcn_layers, ...
+        check_positive_int(name, value)
     check_choice("method", method, METHODS)
     check_choice("source", source, SOURCES)
     check_choice("coupling", coupling, COUPLINGS)
