@@ -12,8 +12,8 @@ def test_ci_runs_the_readme_commands():
         [str(ROOT / ".ci" / "run"), "--print"], capture_output=True, text=True, check=True
     )
     commands = done.stdout.splitlines()
-    block = re.search(r"## Set-up: two commands.*?```bash\n(.*?)```", ROOT.joinpath("README.md")
-                      .read_text(), re.S)  # fmt: skip
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Set-up: two commands.*?```bash\n(.*?)```", readme, re.S)
     assert block is not None
     written = [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
     assert commands == written and len(commands) == 2
