@@ -93,6 +93,12 @@ def check_seed(name: str, value: Any) -> None:
         raise ValueError(msg)
 
 
+def check_positive_ints(**values: int) -> None:
+    """Raise a `ValueError` naming the first of ``values`` that is not an integer >= 1."""
+    for name, value in values.items():
+        check_positive_int(name, value)
+
+
 def check_finite(values: np.ndarray, what: str) -> None:
     """Raise a `ValueError` when ``values`` holds NaN or infinite entries."""
     finite = np.isfinite(values)

@@ -10,7 +10,7 @@ import torch
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_choice, check_positive_int
+from .._checks import check_choice, check_positive_int, check_positive_ints
 from .._utils import Device, as_torch_generator, check_training_options, make_actual
 from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
@@ -115,21 +115,10 @@ def fit(
     >>> model = mfm.tl.fit(adata, method="mfm", knn=10, max_steps=2000)
     """
     _check_options(
-        method,
-        source,
-        coupling,
-        knn,
-        batch_populations,
-        cells_per_population,
-        max_steps,
-        sizes={
-            "embedding_dim": embedding_dim,
-            "gcn_hidden": gcn_hidden,
-            "gcn_layers": gcn_layers,
-            "hidden": hidden,
-            "n_layers": n_layers,
-        },
+        method, source, coupling, knn, batch_populations, cells_per_population, max_steps
     )
+    sizes = {"embedding_dim": embedding_dim, "gcn_hidden": gcn_hidden, "gcn_layers": gcn_layers}
+    check_positive_ints(**sizes, hidden=hidden, n_layers=n_layers)
     check_training_options(lr=lr, val_every=val_every, random_state=random_state, device=device)
     keys = K.Keys(key_added)
     make_actual(adata)
@@ -264,10 +253,7 @@ def _check_options(
     batch_populations: int,
     cells_per_population: int,
     max_steps: int,
-    sizes: dict[str, int],
 ) -> None:
-    for name, value in sizes.items():  # network sizes: embedding_dim, gcn_layers, ...
-        check_positive_int(name, value)
     check_choice("method", method, METHODS)
     check_choice("source", source, SOURCES)
     check_choice("coupling", coupling, COUPLINGS)
