@@ -17,6 +17,7 @@ from .._checks import (
     check_number,
     check_obs_columns,
     check_positive_int,
+    check_positive_ints,
     check_uns,
 )
 from .._utils import (
@@ -343,14 +344,13 @@ def _check_network(
     ot_iter: int,
 ) -> None:
     """Check the sizes of the velocity network and the OT options before any work."""
-    for name, value in [
-        ("hidden", hidden),
-        ("n_layers", n_layers),
-        ("n_heads", n_heads),
-        ("time_features", time_features),
-        ("ot_iter", ot_iter),
-    ]:
-        check_positive_int(name, value)
+    check_positive_ints(
+        hidden=hidden,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        time_features=time_features,
+        ot_iter=ot_iter,
+    )
     if geometry == "point_cloud" and hidden % n_heads:
         msg = f"`n_heads={n_heads}` must divide `hidden={hidden}`."
         raise ValueError(msg)
