@@ -10,6 +10,12 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def needs_bench(module: str) -> None:
+    """Skip, with the reason, when ``module`` of the optional `bench` extra is not installed."""
+    reason = f"needs {module} from the optional `bench` extra: pip install -e '.[test,bench]'"
+    pytest.importorskip(module, reason=reason)
+
+
 @pytest.fixture(autouse=True)
 def _benchmarks_on_path(monkeypatch):
     """Scripts import ``_common``, ``ot_batch`` and ``reference`` by name, as when run."""
@@ -17,7 +23,7 @@ def _benchmarks_on_path(monkeypatch):
 
 
 def test_reference_knn_edges_match_brute_force():
-    pytest.importorskip("torch_geometric")
+    needs_bench("torch_geometric")
     from reference.model import knn_edge_index
 
     points = np.random.default_rng(0).normal(size=(30, 2))
@@ -32,7 +38,7 @@ def test_reference_knn_edges_match_brute_force():
 
 def test_reference_gcn_equals_normalised_adjacency():
     """PyG's GCNConv on the kNN graph equals our dense normalised operator (same weights)."""
-    pytest.importorskip("torch_geometric")
+    needs_bench("torch_geometric")
     from reference.model import ReferenceGNNFlow
 
     from mfm.models import gcn_graph, knn_graph
@@ -55,7 +61,7 @@ def test_reference_gcn_equals_normalised_adjacency():
 
 
 def test_reference_trainer_alternates_optimisers():
-    pytest.importorskip("torch_geometric")
+    needs_bench("torch_geometric")
     from reference.model import ReferenceGNNFlow
     from reference.trainer import ReferenceLoader, ReferenceTrainer
 
@@ -86,7 +92,7 @@ def test_reference_integrate_solves_linear_ode():
 
 @pytest.mark.slow
 def test_mfm_step_quick(capsys):
-    pytest.importorskip("torch_geometric")
+    needs_bench("torch_geometric")
     import mfm_step
 
     mfm_step.main(["--quick", "--threads", "1", "--device", "cpu"])
@@ -113,6 +119,7 @@ def test_ot_cost_quick(capsys):
 
 
 def test_budget_clock_scores_after_every_k_steps():
+    needs_bench("torch_geometric")  # letters_budget imports the reference model
     from letters_budget import Curve, _Clock, first_below
 
     batches = []
@@ -131,7 +138,7 @@ def test_budget_clock_scores_after_every_k_steps():
 
 @pytest.mark.slow
 def test_letters_budget_quick(capsys):
-    pytest.importorskip("torch_geometric")
+    needs_bench("torch_geometric")
     import letters_budget
 
     letters_budget.main(["--quick", "--threads", "1"])
@@ -142,6 +149,7 @@ def test_letters_budget_quick(capsys):
 
 @pytest.mark.slow
 def test_letters_table_quick(capsys, tmp_path):
+    needs_bench("tabulate")  # the markdown tables it checks
     import letters_table
 
     argv = ["--budget", "3", "--seeds", "0", "--n-points", "60", "--max-cells", "60"]

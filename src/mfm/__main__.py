@@ -37,10 +37,13 @@ def demo(
     table = adata.uns["mfm"]["populations"]
     held_out = table.index[(table["split"] != "train") & (table["condition"] == "target")]
 
-    results, pred = [
-        mfm.tl.evaluate(adata, mfm.tl.baseline(adata, method=b, populations=held_out))
-        for b in ("identity", "mean_shift")
-    ], None
+    results, pred = (
+        [
+            mfm.tl.evaluate(adata, mfm.tl.baseline(adata, method=b, populations=held_out))
+            for b in ("identity", "mean_shift")
+        ],
+        None,
+    )
     for method in ("fm", "mfm"):
         start = time.perf_counter()
         # each clean point is its noisy point's own target: the paper's paired protocol

@@ -14,9 +14,13 @@ CONDITION = "condition"
 N_CELLS = "n_cells"
 SOURCE = "source"
 SPLIT = "split"
+#: Separator joining sample values and the condition into a population id (``"P1|drugA"``).
+ID_SEPARATOR = "|"
 #: Columns of the history (``uns[key]['history']``) and metrics (``uns[key]['metrics']``) tables.
 STEP, TRAIN_LOSS, VAL_LOSS, LR, KEPT = "step", "train_loss", "val_loss", "lr", "kept"
 METHOD = "method"
+#: Columns of the populations and metrics tables, which no sample column may be named.
+RESERVED_COLUMNS = (POPULATION, CONDITION, N_CELLS, SOURCE, SPLIT, METHOD)
 #: Entry of ``uns[key]['params']`` naming the feature representation.
 USE_REP = "use_rep"
 #: Split labels.

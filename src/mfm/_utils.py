@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, TypeAlias
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
-from ._checks import check_finite
+from ._checks import check_feature_values, check_number, check_positive_int, check_seed
 
 RandomState: TypeAlias = int | np.random.Generator | None
 Device: TypeAlias = Literal["auto", "cpu", "cuda"] | str | torch.device
@@ -37,11 +38,76 @@ def as_torch_generator(
     return generator
 
 
+def make_actual(adata: AnnData) -> None:
+    """Turn a view into an actual AnnData in place, as scanpy does, before a verb writes to it.
+
+    A view shares ``uns`` (and its nested dicts) with its parent: writing into it would change
+    the parent. The view becomes a copy with a warning; an actual AnnData is left as it is.
+    """
+    if not adata.is_view:
+        return
+    if adata.isbacked:
+        msg = (
+            "Received a view of a backed AnnData; mfm would have to write into the file's "
+            "object. Load the subset first: `adata[...].to_memory()`."
+        )
+        raise ValueError(msg)
+    warnings.warn("Received a view of an AnnData. Making a copy.", UserWarning, stacklevel=3)
+    adata._init_as_actual(adata.copy())
+
+
 def resolve_device(device: Device) -> torch.device:
-    """Resolve ``"auto"`` to CUDA when available, else CPU."""
+    """Resolve ``"auto"`` to CUDA when available, else CPU; check that the device exists.
+
+    Raises
+    ------
+    ValueError
+        For a name torch does not know (e.g. ``"gpu"``).
+    RuntimeError
+        For ``"cuda"`` when no GPU is visible to torch.
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        msg = f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:<i>', got {device!r} ({error})."
+        raise ValueError(msg) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        msg = (
+            f"`device={device!r}` asks for a GPU, but no GPU is visible to torch "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Install a "
+            "CUDA build of torch (`pip install torch`) on a machine with an NVIDIA GPU and "
+            'driver, or pass `device="cpu"` (or "auto").'
+        )
+        raise RuntimeError(msg)
+    return resolved
+
+
+def check_training_options(
+    *, lr: float, val_every: int, random_state: int, device: Device
+) -> torch.device:
+    """Check the options every training verb shares; return the resolved device.
+
+    Parameters
+    ----------
+    lr
+        Peak learning rate: a finite number > 0.
+    val_every
+        Steps between history rows: an integer >= 1.
+    random_state
+        Integer seed >= 0.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` (a GPU must be visible) or a `torch.device`.
+
+    Returns
+    -------
+    The device training will use.
+    """
+    check_number("lr", lr)
+    check_positive_int("val_every", val_every)
+    check_seed("random_state", random_state)
+    return resolve_device(device)
 
 
 def get_features(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray, list[str]]:
@@ -50,7 +116,7 @@ def get_features(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray, list[
     Parameters
     ----------
     adata
-        Annotated data matrix.
+        Annotated data matrix (in memory or backed).
     use_rep
         ``None`` for ``adata.X`` (dense or sparse), a key of ``adata.layers``, or a key of
         ``adata.obsm`` (e.g. ``"X_pca"``).
@@ -59,6 +125,28 @@ def get_features(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray, list[
     -------
     The ``(n_obs, n_features)`` float32 matrix and the feature names (``var_names`` for ``X`` and
     layers, the DataFrame columns or ``"{use_rep}_{i}"`` for ``obsm``).
+    """
+    matrix, names = feature_matrix(adata, use_rep)
+    dense = matrix.toarray() if sparse.issparse(matrix) else matrix
+    return dense.astype(np.float32, copy=False), names
+
+
+def feature_matrix(
+    adata: AnnData, use_rep: str | None
+) -> tuple[np.ndarray | sparse.spmatrix, list[str]]:
+    """Return the checked matrix of ``use_rep`` as stored (dense array or scipy sparse).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix (in memory or backed).
+    use_rep
+        ``None`` (or ``"X"``) for ``adata.X``, a key of ``adata.layers`` or of ``adata.obsm``.
+
+    Returns
+    -------
+    The ``(n_obs, n_features)`` matrix, without a dense copy of sparse data, and the feature
+    names. NaN, infinite values and values beyond the float32 range raise a `ValueError`.
     """
     if use_rep is None or use_rep == "X":
         matrix, names = adata.X, list(map(str, adata.var_names))
@@ -79,7 +167,9 @@ def get_features(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray, list[
     if matrix is None:
         msg = "`adata.X` is None; pass `use_rep` naming a layer or an obsm key."
         raise ValueError(msg)
-    dense = matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix)
-    dense = dense.astype(np.float32, copy=False)
-    check_finite(dense, f"The features of `use_rep={use_rep!r}`")
-    return dense, names
+    if hasattr(matrix, "to_memory"):  # backed sparse (anndata's CSR/CSC dataset)
+        matrix = matrix.to_memory()
+    if not sparse.issparse(matrix):
+        matrix = np.asarray(matrix)
+    check_feature_values(matrix, f"The features of `use_rep={use_rep!r}`")
+    return matrix, names

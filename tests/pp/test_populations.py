@@ -184,3 +184,37 @@ def test_h5ad_round_trip(make, tmp_path):
         "use_rep": "X",
         "min_cells": 6,
     }
+
+
+def test_sparse_x_is_checked_without_a_dense_copy(adata, monkeypatch):
+    """The NaN check reads the stored values of a sparse X: no (n_obs x n_vars) dense copy."""
+    adata.X = sparse.csr_matrix(adata.X)
+
+    def densify(self, *args, **kwargs):
+        raise AssertionError("densified")
+
+    for cls in (sparse.csr_matrix, sparse.csc_matrix, sparse.coo_matrix):
+        monkeypatch.setattr(cls, "toarray", densify)
+        monkeypatch.setattr(cls, "todense", densify)
+    monkeypatch.setattr(sparse.csr_matrix, "__array__", densify, raising=False)
+    mfm.pp.populations(adata, **KW)
+    assert adata.uns["mfm"]["populations"].index.tolist() == IDS
+    bad = adata.X.copy()
+    bad.data[7] = np.inf
+    adata.X = bad
+    with pytest.raises(ValueError, match=r"1 NaN or infinite values \(first rows: \[1\]\)"):
+        mfm.pp.populations(adata, **KW)
+
+
+def test_ids_of_distinct_samples_never_collide(make):
+    """Samples ("A-B", "C") and ("A", "B-C") stay two samples; "|" in a value is refused."""
+    adata = make()
+    first = (adata.obs["patient"] == "P0").to_numpy()
+    adata.obs["s1"] = np.where(first, "A-B", "A")
+    adata.obs["s2"] = np.where(first, "C", "B-C")
+    mfm.pp.populations(adata, **{**KW, "sample_key": ["s1", "s2"]})
+    table = adata.uns["mfm"]["populations"]
+    assert len(table) == 6 and table["n_cells"].tolist() == [120, 120, 120, 60, 60, 60]
+    adata.obs["s1"] = np.where(first, "A|B", "A")
+    with pytest.raises(ValueError, match=r"adata.obs\['s1'\].*\['A\|B'\]"):
+        mfm.pp.populations(adata, **{**KW, "sample_key": ["s1", "s2"]})

@@ -1,6 +1,7 @@
 """Tiny hand-made AnnData and tiny fitted models for the `mfm.tl` tests (numpy only)."""
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,14 @@ def fit_kw() -> dict:
 def predict_kw() -> dict:
     """Fast `mfm.tl.predict` settings (``PREDICT``)."""
     return dict(PREDICT)
+
+
+@pytest.fixture(scope="session")
+def tiny() -> SimpleNamespace:
+    """``make_adata`` and the tiny settings, for module- and session-scoped fixtures."""
+    return SimpleNamespace(
+        make=make_adata, fit=dict(FIT), predict=dict(PREDICT), populations=dict(POPULATIONS)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """DDP through torchrun: two CPU ranks (gloo) train one model with averaged gradients."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -10,9 +11,17 @@ import torch
 
 SCRIPT = textwrap.dedent(
     """
-    import sys
+    import json, sys
     import numpy as np, pandas as pd, anndata as ad, torch
     import mfm
+    from mfm.data import PopulationPairs
+
+    drawn = []  # the populations this rank draws cells of, step by step
+    sample = PopulationPairs.sample
+    def record(self, chosen, *args, **kwargs):
+        drawn.append(sorted(map(int, chosen)))
+        return sample(self, chosen, *args, **kwargs)
+    PopulationPairs.sample = record
 
     torch.distributed.init_process_group("gloo")
     rank = torch.distributed.get_rank()
@@ -29,6 +38,8 @@ SCRIPT = textwrap.dedent(
     model = mfm.tl.fit(adata, method="mfm", knn=3, max_steps=6, cells_per_population=16,
                        batch_populations=2, hidden=16, n_layers=2, device="cpu", progress=False)
     model.save(f"{sys.argv[1]}/rank{rank}")
+    with open(f"{sys.argv[1]}/drawn{rank}.json", "w") as file:
+        json.dump(drawn, file)
     torch.distributed.destroy_process_group()
     """
 )
@@ -56,7 +67,12 @@ def test_two_ranks_stay_in_sync(tmp_path):
 
     ranks = [mfm.tl.load(tmp_path / f"rank{r}", device="cpu") for r in (0, 1)]
     first, second = (m.module.state_dict() for m in ranks)
-    # the ranks drew different populations, yet DDP averaged their gradients: same weights
+    # the ranks drew different populations (6 steps of 2 of the 3 treated ones) ...
+    drawn = [json.loads((tmp_path / f"drawn{r}.json").read_text()) for r in (0, 1)]
+    assert [len(d) for d in drawn] == [6, 6]
+    assert {p for d in drawn for b in d for p in b} <= {1, 3, 5}  # treated populations only
+    assert any(a != b for a, b in zip(*drawn, strict=True))
+    # ... yet DDP averaged their gradients: same weights
     for name in first:
         torch.testing.assert_close(first[name], second[name], rtol=0, atol=1e-6)
     # and training moved them away from the (shared) initialisation

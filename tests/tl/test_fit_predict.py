@@ -3,10 +3,12 @@
 import json
 import math
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import sparse
 
 import mfm
 
@@ -269,6 +271,55 @@ def test_small_control_population_with_large_knn(make, fit_kw, predict_kw):
     model = mfm.tl.fit(adata, **{**fit_kw, "knn": 10, "max_steps": 2})  # 10 < 24 cells drawn
     pred = mfm.tl.predict(adata, model, **predict_kw)
     assert pred.n_obs == 6 * 8
+    # h of each 8-cell control is the GCN of the same 24 cells drawn with replacement (seed 0),
+    # standardised as in training
+    embedding = adata.uns["mfm"]["population_embedding"]
+    assert embedding.index.tolist() == ["P0|control", "P1|control", "P2|control"]
+    for name in embedding.index:
+        cells = np.asarray(adata.X[(adata.obs["mfm_population"] == name).to_numpy()])
+        drawn = cells[np.random.default_rng(0).choice(8, 24, replace=True)]
+        with torch.no_grad():
+            x = model.to_model_space(torch.as_tensor(drawn))[None]
+            expected = model.module.embed(x, torch.tensor([-1]))[0]
+        np.testing.assert_allclose(embedding.loc[name], expected.numpy(), rtol=1e-6, atol=1e-6)
+        assert np.linalg.norm(embedding.loc[name]) == pytest.approx(1.0, abs=1e-5)  # normalised
+    # every control cell is transported once per treatment, in order, to a finite state
+    assert np.isfinite(pred.X).all()
+    for population in ["P0|drugA", "P2|drugB"]:
+        rows = pred.obs["mfm_population"] == population
+        source = pred.obs.loc[rows, "mfm_source"].iloc[0]
+        controls = adata.obs_names[adata.obs["mfm_population"] == source].tolist()
+        assert pred.obs.loc[rows, "source_cell"].tolist() == controls
+
+
+def test_treatments_are_those_of_the_training_pairs(make, fit_kw, predict_kw):
+    """A treatment held out of training is not in the model; validation leaves it out."""
+    adata = make(conditions=("control", "drugA", "drugB", "drugC"))
+    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
+    mfm.pp.split(adata, by="treatment", test=["drugB"], val=["drugC"])
+    with pytest.warns(UserWarning, match=r"treatments \['drugC'\] are left out"):
+        model = mfm.tl.fit(adata, **{**fit_kw, "max_steps": 2})
+    assert model.config.treatments == ["drugA"]
+    assert model.module.n_treatments == 1  # one-hot over drugA only
+    # no validation pair left: fit holds out cells of the training pairs instead
+    assert adata.uns["mfm"]["params"]["fit"]["validation"] == "cells"
+    pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    assert set(pred.obs["treatment"]) == {"drugA"}
+    with pytest.raises(ValueError, match=r"\['drugB'\]"):
+        mfm.tl.predict(adata, model, populations=["P1|drugB"], **predict_kw)
+
+
+def test_backed_sparse_x_gives_the_in_memory_result(make, fit_kw, predict_kw, tmp_path):
+    adata = make()
+    adata.X = sparse.csr_matrix(adata.X)
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    results = []
+    for backed in (None, "r"):
+        data = ad.read_h5ad(tmp_path / "cells.h5ad", backed=backed)
+        mfm.pp.populations(data, sample_key="patient", condition_key="treatment", control="control")
+        model = mfm.tl.fit(data, **{**fit_kw, "max_steps": 2})
+        results.append(mfm.tl.predict(data, model, populations=DRUG_A, **predict_kw).X)
+    np.testing.assert_array_equal(results[1], results[0])
 
 
 def test_obsm_not_stale_after_a_call_that_cannot_write_it(fitted, predict_kw):

@@ -5,6 +5,8 @@ between a niche set and its translate), tiny budgets elsewhere (shapes, keys, de
 save/load, h5ad); one slow test checks that a short training generates recognisable niches.
 """
 
+import copy
+import json
 import math
 import warnings
 
@@ -312,10 +314,26 @@ def test_generation_is_deterministic(fitted):
 
 
 def test_guidance(fitted):
+    """Guidance follows (1 + w) v(x | c) - w v(x | null): known answer with constant velocities."""
     _, model = fitted()
     plain = mfm.tl.generate_niches(model, **GEN)
     guided = mfm.tl.generate_niches(model, **GEN, guidance_scale=2.0)
     assert not np.allclose(plain.X, guided.X)
+    # velocity shift[c] under label c and 0 under the null label: from the same noise, guidance
+    # w moves every point of a niche of c by (1 + w) shift[c] (in standardised units)
+    oracle = copy.deepcopy(model)
+    shift = torch.tensor([[1.0, 0, 0, 0, 0], [0, -2.0, 0, 0, 0], [0, 0, 0.5, 0, 0], [0] * 5])
+
+    def constant(x, t, labels, mask):
+        return shift[labels][:, None, :].expand_as(x) * mask[..., None]
+
+    oracle.module._velocity = constant
+    base = mfm.tl.generate_niches(oracle, **GEN, random_state=5)
+    for w in (0.0, 2.0):
+        out = mfm.tl.generate_niches(oracle, **GEN, guidance_scale=w, random_state=5)
+        codes = out.obs[CONDITION].cat.codes.to_numpy()
+        moved = w * shift.numpy()[codes] * model.config.feature_scale
+        np.testing.assert_allclose(out.X - base.X, moved, atol=1e-4)
     _, no_null = fitted(cfg_dropout=0.0)
     with pytest.raises(ValueError, match="cfg_dropout > 0"):
         mfm.tl.generate_niches(no_null, **GEN, guidance_scale=1.0)
@@ -379,13 +397,33 @@ def test_evaluate_known_answers():
 
 
 def test_evaluate_subsamples_balanced_by_condition(fitted):
-    adata, model = fitted()
-    gen = mfm.tl.generate_niches(model, n_per_condition=5, n_steps=2)
-    table = mfm.tl.evaluate_niches(adata, gen, max_niches=10)
-    assert table.loc[TYPES, "n_real"].tolist() == [4, 3, 3]  # 10 shared as evenly as possible
-    assert table.loc["all", "n_real"] == 10
-    assert 0.0 <= table.loc["all", "label_accuracy"] <= 1.0
-    assert 0.0 <= table.loc["all", "label_accuracy_real"] <= 1.0
+    """5 generated niches per condition, at most 10 per side: 4 + 3 + 3, the same on both sides.
+
+    The generated niches are copies of real ones, so a 1-NN label classifier fitted on the real
+    niches labels every one right; moved far away, each is told apart from the real ones.
+    """
+    adata, _ = fitted()
+    copies = as_generated(adata)
+    first = copies.obs.groupby(CONDITION, observed=True)["niche"].unique().map(lambda n: n[:5])
+    chosen = np.concatenate(first.to_numpy()).astype(str)
+    keep = copies.obs["niche"].astype(str).isin(chosen).to_numpy()
+    gen = copies[keep].copy()
+    gen.obs["niche"] = gen.obs["niche"].cat.remove_unused_categories()
+    moved = gen.copy()
+    moved.X = moved.X + 30.0
+    tables = [
+        mfm.tl.evaluate_niches(adata, g, max_niches=10, n_neighbors=1, cv=2) for g in (gen, moved)
+    ]
+    for table in tables:
+        assert table.loc[TYPES, "n_real"].tolist() == [4, 3, 3]  # shared as evenly as possible
+        assert table.loc[TYPES, "n_generated"].tolist() == [4, 3, 3]
+        assert table.loc["all", ["n_real", "n_generated"]].tolist() == [10, 10]
+    same, far = tables
+    assert same.loc["all", "label_accuracy"] == 1.0
+    assert (far["one_nn_accuracy"] == 1.0).all()
+    # the real niches' own accuracy does not depend on the generated ones
+    assert same.loc["all", "label_accuracy_real"] == far.loc["all", "label_accuracy_real"]
+    assert 0.5 < same.loc["all", "label_accuracy_real"] < 1.0
 
 
 def test_h5ad_round_trip_of_every_key(fitted, tmp_path):
@@ -420,14 +458,40 @@ def test_evaluate_errors(fitted):
 # ---------------------------------------------------------------- other geometries, unconditional
 
 
+class ExactGaussianVelocity(nn.Module):
+    """The Bures-Wasserstein velocity that reaches N(m1[c], S1[c]) at t = 1 from any (m, S)."""
+
+    def __init__(self, m1: torch.Tensor, S1: torch.Tensor):
+        super().__init__()
+        self.m1, self.S1 = m1, S1
+
+    def guided(self, m, S, t, labels, guidance_scale=0.0):
+        left = (1 - torch.as_tensor(t, dtype=m.dtype)).reshape(-1, 1)
+        A = bw.monge_map(S.double(), self.S1[labels].double()).to(S.dtype)
+        eye = torch.eye(m.shape[1], dtype=m.dtype)
+        return (self.m1[labels] - m) / left, (A - eye) / left[..., None]
+
+
 def test_gaussian_geometry(fitted):
     adata, model = fitted(geometry="gaussian")
     assert isinstance(model.module, GaussianVelocity)
-    assert np.isfinite(adata.uns["niche"]["history"]["train_loss"]).all()
-    gen = mfm.tl.generate_niches(model, n_per_condition=4, n_steps=3, n_points=5)
-    assert gen.n_obs == 3 * 4 * 5 and np.isfinite(gen.X).all()
-    table = mfm.tl.evaluate_niches(adata, gen, max_niches=12)
-    assert np.isfinite(table[["one_nn_accuracy", "w2"]].to_numpy()).all()
+    loss = adata.uns["niche"]["history"]["train_loss"]
+    assert loss.iloc[-1] < loss.iloc[0]
+    # generation steps the noise Gaussians along the velocity, then draws the points: with the
+    # exact velocity towards N(m1[c], S1[c]) the last Euler step lands on it exactly
+    d = len(model.features)
+    m1 = torch.tensor([[1.0, 0, 0, 0, 0], [0, -1.0, 0, 0, 0], [0, 0, 2.0, 0, 0]])
+    root = torch.eye(d) + 0.3 * torch.ones(d, d) / d
+    S1 = torch.stack([root @ root.T * s for s in (0.5, 1.0, 2.0)])
+    oracle = copy.deepcopy(model)
+    oracle.module = ExactGaussianVelocity(m1, S1)
+    gen = mfm.tl.generate_niches(oracle, n_per_condition=1, n_steps=3, n_points=20000)
+    assert gen.n_obs == 3 * 20000
+    scale, mean = model.config.feature_scale, np.asarray(model.config.feature_mean)
+    for code, condition in enumerate(TYPES):
+        points = (gen.X[(gen.obs[CONDITION] == condition).to_numpy()] - mean) / scale
+        np.testing.assert_allclose(points.mean(0), m1[code].numpy(), atol=0.05)
+        np.testing.assert_allclose(np.cov(points.T), S1[code].numpy(), atol=0.06 * (code + 1))
 
 
 def test_unconditional_model(fitted, tmp_path):
@@ -479,16 +543,25 @@ def test_generated_niches_are_recognisable(geometry, minimum):
 
 
 DDP_SCRIPT = """
+import json
 import sys
 import torch
 import mfm
+from mfm.data import PointClouds
 
+drawn = []  # the niches this rank pads into its batches, step by step
+pad = PointClouds.pad
+PointClouds.pad = lambda self, chosen, **kw: drawn.append(sorted(map(int, chosen))) or pad(
+    self, chosen, **kw
+)
 torch.distributed.init_process_group("gloo")
 adata = mfm.datasets.simulated_tissue(n_cells=120, n_genes=3, n_cell_types=2, random_state=0)
 mfm.pp.niches(adata, n_neighbors=4, library_key="slice")
 model = mfm.tl.fit_niches(adata, condition_key="cell_type", hidden=8, n_layers=1, n_heads=2,
                           batch_size=4, max_steps=4, ot_iter=10, device="cpu", progress=False)
 model.save(f"{sys.argv[1]}/rank{torch.distributed.get_rank()}")
+with open(f"{sys.argv[1]}/drawn{torch.distributed.get_rank()}.json", "w") as file:
+    json.dump(drawn, file)
 torch.distributed.destroy_process_group()
 """
 
@@ -512,7 +585,10 @@ def test_two_ranks_stay_in_sync(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = (mfm.tl.load(tmp_path / f"rank{r}", device="cpu") for r in (0, 1))
-    # each rank drew its own niches and noise, DDP averaged the gradients: same weights
+    # each rank drew its own niches (4 steps of 4), DDP averaged the gradients: same weights
+    drawn = [json.loads((tmp_path / f"drawn{r}.json").read_text()) for r in (0, 1)]
+    assert [len(d) for d in drawn] == [4, 4] and all(len(b) == 4 for d in drawn for b in d)
+    assert all(a != b for a, b in zip(*drawn, strict=True))
     for name, value in first.module.state_dict().items():
         torch.testing.assert_close(second.module.state_dict()[name], value, rtol=0, atol=1e-6)
     fresh = NicheModel(first.config, first.features, device="cpu")

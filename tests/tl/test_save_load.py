@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +38,11 @@ def test_directory_holds_plain_files(fitted, tmp_path):
         "weights.pt",
     ]
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config == {"model": "MetaFlowModel", "config": dataclasses.asdict(model.config)}
+    assert config == {
+        "format_version": 1,
+        "model": "MetaFlowModel",
+        "config": dataclasses.asdict(model.config),
+    }
     assert MetaFlowConfig(**config["config"]) == model.config
     assert json.loads((tmp_path / "features.json").read_text()) == ["g0", "g1", "g2", "g3"]
     state = torch.load(tmp_path / "weights.pt", weights_only=True)  # no pickled objects
@@ -72,6 +77,43 @@ def test_overwrite_protection(fitted, tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         mfm.tl.load(tmp_path / "nowhere")
-    (tmp_path / "config.json").write_text(json.dumps({"model": "Pickle", "config": {}}))
+    saved = {"format_version": 1, "model": "Pickle", "config": {}}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match="Unknown model class 'Pickle'"):
         mfm.tl.load(tmp_path)
+
+
+def test_interrupted_save_keeps_the_former_model(fitted, tmp_path, monkeypatch):
+    """Saving writes a temporary directory and renames it: a crash leaves the former model."""
+    _, fm = fitted("fm")
+    _, cgfm = fitted("cgfm")
+    fm.save(tmp_path / "model")
+
+    def crash(state, file):
+        Path(file).write_bytes(b"PK\x03\x04half")  # a truncated weights file, then the crash
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cgfm.save(tmp_path / "model", overwrite=True)
+    with pytest.raises(KeyboardInterrupt):
+        cgfm.save(tmp_path / "fresh")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left over
+    loaded = mfm.tl.load(tmp_path / "model", device="cpu")
+    assert loaded.config == fm.config
+    cgfm.save(tmp_path / "model", overwrite=True)
+    assert mfm.tl.load(tmp_path / "model", device="cpu").config == cgfm.config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_overwrite_replaces_model_directories_only(fitted, tmp_path):
+    _, model = fitted("fm")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        model.save(tmp_path / "results", overwrite=True)
+    assert (tmp_path / "results" / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="not a directory"):
+        model.save(tmp_path / "file", overwrite=True)

@@ -99,6 +99,12 @@ def new_axes(ax: Axes | None) -> tuple[Figure, Axes]:
     if ax is None:
         fig, ax = plt.subplots()
         return fig, ax
+    if not isinstance(ax, Axes):
+        msg = (
+            f"`ax` must be a matplotlib Axes (e.g. from `plt.subplots()`) or None, "
+            f"got {type(ax).__name__}."
+        )
+        raise TypeError(msg)
     return ax.figure, ax
 
 

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_obs_columns, check_positive_int
-from .._utils import get_features
+from .._utils import get_features, make_actual
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def niches(
       ``library_key`` when given, ``use_rep`` (``"X"`` for ``adata.X``), ``include_center``,
       ``n_obs``), as plain types.
 
-    Any earlier ``adata.uns[key_added]`` (a fitted history, metrics) is replaced.
+    Any earlier ``adata.uns[key_added]`` (a fitted history, metrics) is replaced. A view is
+    made an actual AnnData first (with a warning), so its parent is never changed.
 
     Examples
     --------
@@ -78,6 +79,7 @@ def niches(
     (3000, 8)
     """
     keys = K.NicheKeys(key_added)
+    make_actual(adata)
     check_positive_int("n_neighbors", n_neighbors, minimum=1 + bool(include_center))
     n_query = n_neighbors - bool(include_center)
     coords, slices = _check_inputs(adata, n_query, spatial_key, library_key, use_rep)

@@ -11,13 +11,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_obs_columns, check_positive_int
-from .._utils import get_features
+from .._checks import check_no_separator, check_obs_columns, check_positive_int
+from .._utils import feature_matrix, make_actual
 
 logger = logging.getLogger(__name__)
 
 #: Separator between the parts of a population id, e.g. ``"Patient1|BCRXL"``.
-ID_SEPARATOR = "|"
+ID_SEPARATOR = K.ID_SEPARATOR
 
 
 def populations(
@@ -68,7 +68,8 @@ def populations(
       of the same sample) and ``split`` (all ``"train"`` until :func:`mfm.pp.split`).
     - ``adata.uns[key_added]['params']``: the parameters, as plain types.
 
-    Any earlier ``adata.uns[key_added]`` (a fitted history, metrics) is replaced.
+    Any earlier ``adata.uns[key_added]`` (a fitted history, metrics) is replaced. A view is
+    made an actual AnnData first (with a warning), so its parent is never changed.
 
     Examples
     --------
@@ -79,6 +80,7 @@ def populations(
     ... )
     """
     sample_keys = [sample_key] if isinstance(sample_key, str) else list(sample_key)
+    make_actual(adata)
     _check_inputs(adata, sample_keys, condition_key, control, use_rep, min_cells)
     keys = K.Keys(key_added)
 
@@ -117,6 +119,13 @@ def _check_inputs(
         msg = "`sample_key` must name at least one column of `adata.obs`."
         raise ValueError(msg)
     check_obs_columns(adata, [*sample_keys, condition_key])
+    reserved = [column for column in sample_keys if column in K.RESERVED_COLUMNS]
+    if reserved:
+        msg = (
+            f"Sample column {reserved[0]!r} has the name of a column of the populations table "
+            f"({list(K.RESERVED_COLUMNS)}); rename it in `adata.obs` first."
+        )
+        raise ValueError(msg)
     if condition_key in sample_keys:
         msg = f"`condition_key={condition_key!r}` must not also be a `sample_key`."
         raise ValueError(msg)
@@ -133,7 +142,8 @@ def _check_inputs(
         )
         raise ValueError(msg)
     check_positive_int("min_cells", min_cells)
-    get_features(adata, use_rep)  # raises on unknown keys and NaN/inf
+    check_no_separator(adata.obs, [*sample_keys, condition_key])
+    feature_matrix(adata, use_rep)  # raises on unknown keys and NaN/inf, without a dense copy
 
 
 def _population_table(

@@ -10,8 +10,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_obs_columns, check_uns
-from .._utils import RandomState, as_numpy_rng
+from .._checks import check_no_separator, check_obs_columns, check_uns
+from .._utils import RandomState, as_numpy_rng, make_actual
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def split(
     Returns
     -------
     Nothing; sets the ``split`` column of ``adata.uns[key_added]['populations']`` and
-    ``adata.uns[key_added]['params']['split']``.
+    ``adata.uns[key_added]['params']['split']``. A view is made an actual AnnData first (with
+    a warning), so its parent is never changed.
 
     Examples
     --------
@@ -59,6 +60,7 @@ def split(
     >>> mfm.pp.split(adata, by=["patient", "culture", "replicate"], test=0.2, random_state=0)
     """
     keys = K.Keys(key_added)
+    make_actual(adata)
     table = check_uns(adata, keys.uns, keys.populations, "mfm.pp.populations")
     columns = [by] if isinstance(by, str) else list(by)
     groups = _group_of_population(adata, keys, columns, table.index)
@@ -95,10 +97,12 @@ def _group_of_population(
 ) -> np.ndarray:
     """The value of ``columns`` for each population (a string, or a ``"|"``-joined tuple)."""
     check_obs_columns(adata, columns)
+    if len(columns) > 1:
+        check_no_separator(adata.obs, columns)
     labels = adata.obs[keys.obs_population]
     in_population = labels.notna().to_numpy()
     frame = adata.obs.loc[in_population, columns].astype(str)
-    frame["_group"] = frame.agg("|".join, axis=1)
+    frame["_group"] = frame.agg(K.ID_SEPARATOR.join, axis=1)
     frame["_population"] = labels[in_population].astype(str).to_numpy()
     n_values = frame.groupby("_population", observed=True)["_group"].nunique()
     mixed = n_values.index[n_values > 1]
@@ -132,7 +136,7 @@ def _resolve_values(
         return set(rng.choice(free, size=min(n, len(free)), replace=False).tolist())
     if isinstance(spec, str):
         spec = [spec]
-    chosen = {"|".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in spec}
+    chosen = {K.ID_SEPARATOR.join(map(str, v)) if isinstance(v, tuple) else str(v) for v in spec}
     unknown = sorted(chosen - set(values))
     if unknown:
         msg = f"`{name}` values {unknown} not found among the groups; available: {values[:20]}."

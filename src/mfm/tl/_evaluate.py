@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from .._utils import make_actual
 from ..metrics import distribution_metrics, noise_floor
 from ._pairs import population_pairs
 
@@ -62,6 +63,7 @@ def evaluate(
     population, so several methods accumulate there.
     """
     keys = K.Keys(key_added)
+    make_actual(adata)  # a view would write into its parent's uns
     pairs, table, features = population_pairs(adata, keys)
     _check_prediction(pred, features, keys)
     method = str(pred.uns.get(K.PREDICTION_UNS, {}).get(K.METHOD, "prediction"))

@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_positive_int
-from .._utils import RandomState, as_numpy_rng
+from .._utils import RandomState, as_numpy_rng, make_actual
 from ..metrics import cloud_summaries, cloud_w2_matrix, label_accuracy, one_nn_accuracy
 from ._fit_niches import real_niches
 
@@ -88,7 +88,8 @@ def evaluate_niches(
     DataFrame indexed by condition (the generated conditions, then ``"all"``; only ``"all"``
     for unconditional niches) with columns ``n_real``, ``n_generated`` (niches in the W2-based
     metrics), ``label_accuracy``, ``label_accuracy_real`` (row ``"all"`` only, NaN elsewhere),
-    ``one_nn_accuracy`` and ``w2``. Also stored in ``adata.uns[key_added]['metrics']``.
+    ``one_nn_accuracy`` and ``w2``. Also stored in ``adata.uns[key_added]['metrics']`` (a view
+    is made an actual AnnData first, with a warning, so its parent is never changed).
 
     Examples
     --------
@@ -97,8 +98,17 @@ def evaluate_niches(
     """
     check_positive_int("max_niches", max_niches, minimum=2)
     keys = K.NicheKeys(key_added)
-    condition_key = _generated_params(generated, keys).get("condition_key")
+    make_actual(adata)
+    params = _generated_params(generated, keys)
+    condition_key = params.get("condition_key")
     real = real_niches(adata, keys, condition_key)
+    if str(params.get(K.USE_REP)) != real.use_rep:
+        msg = (
+            f"`generated` was made by a model trained on `use_rep={params.get(K.USE_REP)!r}`, "
+            f"but the niches of `adata` use `use_rep={real.use_rep!r}`; run `mfm.pp.niches` "
+            "with the model's `use_rep`, or generate with a model fitted on these niches."
+        )
+        raise ValueError(msg)
     if list(map(str, generated.var_names)) != real.features:
         msg = (
             f"`generated.var_names` ({list(generated.var_names)[:5]}...) differ from the niche "

@@ -13,12 +13,12 @@ import torch
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_choice, check_positive_int
-from .._utils import Device, as_torch_generator
+from .._checks import check_choice, check_number, check_positive_int, check_positive_ints
+from .._utils import Device, as_torch_generator, check_training_options, make_actual
 from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
-from ._pairs import population_pairs
+from ._pairs import population_pairs, trained_treatments
 from ._trainer import TrainSettings, rank_and_world, train
 
 logger = logging.getLogger(__name__)
@@ -149,10 +149,21 @@ def fit(
     _check_options(
         method, source, coupling, knn, batch_populations, cells_per_population, max_steps
     )
+    sizes = {"embedding_dim": embedding_dim, "gcn_hidden": gcn_hidden, "gcn_layers": gcn_layers}
+    check_positive_ints(**sizes, hidden=hidden, n_layers=n_layers)
+    check_training_options(
+        lr=1e-3 if lr == "auto" else lr,  # "auto" is resolved once the pairs are known
+        val_every=val_every,
+        random_state=random_state,
+        device=device,
+    )
     check_choice("standardize", standardize, STANDARDIZE)
-    _check_fraction(val_fraction)
+    check_number("val_fraction", val_fraction, closed="left", high=1.0)
+    if early_stopping is not None:
+        check_positive_int("early_stopping", early_stopping)
     keys = K.Keys(key_added)
-    pairs, table, features = population_pairs(adata, keys)
+    make_actual(adata)
+    pairs, table, features = population_pairs(adata, keys, trained_treatments(adata, keys))
     split = table[K.SPLIT].astype(str).to_numpy()
     train_pairs = pairs.pairs(np.flatnonzero(split == K.TRAIN))
     val_pairs = pairs.pairs(np.flatnonzero(split == K.VAL))
@@ -241,9 +252,6 @@ def resolve_lr(lr: float | str, n_train_pairs: int) -> float:
     """The peak learning rate: ``lr`` itself, or the ``"auto"`` rule of :func:`fit`."""
     if lr == "auto":
         return 1e-2 if n_train_pairs >= MIN_PAIRS_FOR_LARGE_LR else 1e-3
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
-        msg = f"`lr` must be a positive number or 'auto', got {lr!r}."
-        raise ValueError(msg)
     return float(lr)
 
 
@@ -406,12 +414,6 @@ def _check_options(
     check_positive_int("max_steps", max_steps)
     if method == "mfm" and knn >= cells_per_population:
         msg = f"`knn={knn}` must be smaller than `cells_per_population={cells_per_population}`."
-        raise ValueError(msg)
-
-
-def _check_fraction(val_fraction: float) -> None:
-    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
-        msg = f"`val_fraction` must be a number in [0, 1), got {val_fraction!r}."
         raise ValueError(msg)
 
 

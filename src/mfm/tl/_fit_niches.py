@@ -12,8 +12,21 @@ import torch
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_choice, check_obs_columns, check_positive_int, check_uns
-from .._utils import Device, as_torch_generator, get_features
+from .._checks import (
+    check_choice,
+    check_number,
+    check_obs_columns,
+    check_positive_int,
+    check_positive_ints,
+    check_uns,
+)
+from .._utils import (
+    Device,
+    as_torch_generator,
+    check_training_options,
+    get_features,
+    make_actual,
+)
 from ..data import PointClouds
 from ..flows import bures_wasserstein as bw
 from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
@@ -120,13 +133,18 @@ def fit_niches(
     - ``adata.uns[key_added]['history']``: DataFrame of step, train loss, lr;
     - ``adata.uns[key_added]['params']['fit']``: the fit parameters.
 
+    A view is made an actual AnnData first (with a warning), so its parent is never changed.
+
     Examples
     --------
     >>> mfm.pp.niches(adata, n_neighbors=16, library_key="slice", use_rep="X_pca")
     >>> model = mfm.tl.fit_niches(adata, condition_key="cell_type", max_steps=2000)
     """
     _check_options(geometry, noise, mode, batch_size, max_steps, shrinkage)
+    _check_network(geometry, hidden, n_layers, n_heads, time_features, cfg_dropout, ot_reg, ot_iter)
+    check_training_options(lr=lr, val_every=val_every, random_state=random_state, device=device)
     keys = K.NicheKeys(key_added)
+    make_actual(adata)
     niches = real_niches(adata, keys, condition_key)
     config = _config(niches, keys, condition_key, geometry, noise, mode)
     config = NicheConfig(
@@ -313,6 +331,31 @@ def _check_options(
     if not 0.0 <= shrinkage <= 1.0:
         msg = f"`shrinkage` must be in [0, 1], got {shrinkage!r}."
         raise ValueError(msg)
+
+
+def _check_network(
+    geometry: str,
+    hidden: int,
+    n_layers: int,
+    n_heads: int,
+    time_features: int,
+    cfg_dropout: float,
+    ot_reg: float,
+    ot_iter: int,
+) -> None:
+    """Check the sizes of the velocity network and the OT options before any work."""
+    check_positive_ints(
+        hidden=hidden,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        time_features=time_features,
+        ot_iter=ot_iter,
+    )
+    if geometry == "point_cloud" and hidden % n_heads:
+        msg = f"`n_heads={n_heads}` must divide `hidden={hidden}`."
+        raise ValueError(msg)
+    check_number("cfg_dropout", cfg_dropout, low=0.0, high=1.0, closed="both")
+    check_number("ot_reg", ot_reg)
 
 
 def _fit_params(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -70,3 +72,24 @@ def population_pairs(
         treatments=list(treatments),
     )
     return pairs, table, features
+
+
+def trained_treatments(adata: AnnData, keys: K.Keys) -> list[str]:
+    """Treatments of the populations in the ``"train"`` split, sorted: the model's one-hot order.
+
+    Validation populations of other treatments are left out of the validation loss, with a
+    warning, and :func:`mfm.tl.predict` refuses them.
+    """
+    table, params = populations_table(adata, keys)
+    conditions = table[K.CONDITION].astype(str)
+    split = table[K.SPLIT].astype(str)
+    control = str(params["control"])
+    trained = sorted(set(conditions[split == K.TRAIN]) - {control})
+    unseen = sorted(set(conditions[split == K.VAL]) - {*trained, control})
+    if unseen:
+        msg = (
+            f"Validation populations of treatments {unseen} are left out of the validation loss: "
+            "no training population has them, so the model cannot predict them."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    return trained

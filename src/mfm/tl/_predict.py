@@ -10,11 +10,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._utils import as_numpy_rng
+from .._utils import as_numpy_rng, make_actual
 from ..data import PopulationPairs
 from ._fit import embedding_frame
 from ._model import MetaFlowModel
-from ._pairs import population_pairs
+from ._pairs import population_pairs, populations_table
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,19 @@ def predict(
     under their own names, and ``'source_cell'`` (the control cell transported; empty for
     noise sources). Also sets ``adata.obsm['X_{key_added}']`` (each control cell's
     prediction, NaN elsewhere) when one treatment per control population is predicted,
-    and updates ``adata.uns[key_added]['population_embedding']``.
+    and updates ``adata.uns[key_added]['population_embedding']``. A view is made an actual
+    AnnData first (with a warning), so its parent is never changed.
+
+    Raises
+    ------
+    ValueError
+        When ``adata``'s features (``use_rep``, variables) differ from the model's, when a
+        population to predict has a treatment the model was not trained on, or when a
+        prediction is not finite.
     """
     keys = K.Keys(key_added)
+    make_actual(adata)
+    model.check_use_rep(populations_table(adata, keys)[1][K.USE_REP])
     pairs, table, features = population_pairs(adata, keys, model.config.treatments)
     model.check_features(features)
     targets = _resolve_targets(pairs, populations)
@@ -92,18 +102,18 @@ def predict(
         if model.config.source == "noise":
             x0 = model.noise(len(x0), rng)
         treatment = pairs.treatments[pairs.treatment[target]]
-        predicted.append(
-            model.transport(
-                x0,
-                embeddings[source],
-                treatment,
-                solver=solver,
-                n_steps=n_steps,
-                atol=atol,
-                rtol=rtol,
-                chunk_size=chunk_size,
-            )
+        x1 = model.transport(
+            x0,
+            embeddings[source],
+            treatment,
+            solver=solver,
+            n_steps=n_steps,
+            atol=atol,
+            rtol=rtol,
+            chunk_size=chunk_size,
         )
+        _check_prediction(x1, pairs.names[target], treatment)
+        predicted.append(x1)
     from_cells = model.config.source == "control"
     pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, from_cells)
     pred.uns[K.PREDICTION_UNS] = {
@@ -137,17 +147,36 @@ def _resolve_targets(pairs: PopulationPairs, populations: Sequence[str] | None) 
         if controls:
             msg = f"Populations {controls[:5]} are control populations; pass treated ones."
             raise ValueError(msg)
-    unknown_treatment = [pairs.names[i] for i in targets if pairs.treatment[i] == -2]
-    if unknown_treatment:
-        msg = (
-            f"Populations {unknown_treatment[:5]} have treatments the model was not trained on "
-            f"(known: {pairs.treatments})."
-        )
-        raise ValueError(msg)
+    _check_trained(pairs, targets)
     if len(targets) == 0:
         msg = "No treated population to predict."
         raise ValueError(msg)
     return targets
+
+
+def _check_trained(pairs: PopulationPairs, targets: np.ndarray) -> None:
+    """Raise a `ValueError` naming the populations and treatments the model was not trained on."""
+    untrained = [pairs.names[i] for i in targets if pairs.treatment[i] == -2]
+    if untrained:
+        treatments = sorted({name.rsplit(K.ID_SEPARATOR, 1)[-1] for name in untrained})
+        msg = (
+            f"Populations {untrained[:5]} have treatments the model was not trained on: "
+            f"{treatments} (no training population had them; it can predict {pairs.treatments}). "
+            "Pass `populations` of trained treatments."
+        )
+        raise ValueError(msg)
+
+
+def _check_prediction(x: np.ndarray, population: str, treatment: str) -> None:
+    """Raise a `ValueError` naming the population when its predicted cells are not finite."""
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        msg = (
+            f"The prediction of population {population!r} (treatment {treatment!r}) has "
+            f"{int(bad.sum())} of {len(x)} cells with NaN or infinite values: the flow diverged. "
+            "Try a fixed-step `solver` with more `n_steps`, or retrain with a lower `lr`."
+        )
+        raise ValueError(msg)
 
 
 def prediction_anndata(
