@@ -100,7 +100,7 @@ def summarise(results: pd.DataFrame, reference: str = "MFM") -> pd.DataFrame:
     table.loc[FLOOR] = [f"{v:.4g}" for v in floors]
     if reference in set(results["method"]):
         table[f"{reference} better (energy)"] = _win_share(results, reference)
-    return table
+    return table.fillna("")
 
 
 def _win_share(results: pd.DataFrame, reference: str) -> pd.Series:
@@ -138,7 +138,7 @@ def main() -> None:
         results = pd.concat(results, ignore_index=True)
         if args.save:
             results.to_csv(args.save, index=False)
-    seeds = sorted(results["seed"].unique())
+    seeds = sorted(int(s) for s in results["seed"].unique())
     print(f"\nBCR-XL held-out patients, {results['fold'].nunique()} folds, seeds {seeds}\n")
     table = summarise(results)
     rows = [[name, *values] for name, values in zip(table.index, table.to_numpy(), strict=True)]
