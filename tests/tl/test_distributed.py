@@ -36,7 +36,8 @@ SCRIPT = textwrap.dedent(
     mfm.pp.populations(adata, sample_key="patient", condition_key="treatment",
                        control="control", min_cells=10)
     model = mfm.tl.fit(adata, method="mfm", knn=3, max_steps=6, cells_per_population=16,
-                       batch_populations=2, hidden=16, n_layers=2, device="cpu", progress=False)
+                       batch_populations=2, hidden=16, n_layers=2, device="cpu", progress=False,
+                       val_fraction=0)  # no validation draws among the recorded ones
     model.save(f"{sys.argv[1]}/rank{rank}")
     with open(f"{sys.argv[1]}/drawn{rank}.json", "w") as file:
         json.dump(drawn, file)
