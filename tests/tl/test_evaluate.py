@@ -137,6 +137,7 @@ def test_baseline_layout(adata):
         "method": "identity",
         "key_added": "mfm",
         "groupby": "none",
+        "use_rep": "X",
     }
 
 
@@ -186,3 +187,28 @@ def test_h5ad_round_trip_of_every_output(fitted, predict_kw, tmp_path):
         table, adata.uns["mfm"]["metrics"].iloc[:2].reset_index(drop=True), check_dtype=False
     )
     assert len(back.uns["mfm"]["metrics"]) == 2 + 6
+
+
+def test_evaluate_names_a_population_with_nan(adata):
+    pred = mfm.tl.baseline(adata, populations=["P2|drugB", "P1|drugA"])
+    pred.X[pred.obs["mfm_population"].to_numpy() == "P1|drugA"] = np.nan
+    before = adata.copy()
+    with pytest.raises(ValueError, match=r"'P1\|drugA' holds NaN"):
+        mfm.tl.evaluate(adata, pred)
+    assert "metrics" not in adata.uns["mfm"]
+    assert before.n_obs == adata.n_obs
+
+
+def test_evaluate_refuses_a_prediction_of_another_representation(adata):
+    adata.layers["counts"] = adata.X.copy()
+    pred = mfm.tl.baseline(adata, populations=["P2|drugB"])
+    assert pred.uns["mfm_prediction"]["use_rep"] == "X"
+    mfm.pp.populations(
+        adata,
+        sample_key="patient",
+        condition_key="treatment",
+        control="control",
+        use_rep="counts",
+    )
+    with pytest.raises(ValueError, match="use_rep='X'"):
+        mfm.tl.evaluate(adata, pred)

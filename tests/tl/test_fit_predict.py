@@ -152,6 +152,7 @@ def test_prediction_layout(fitted, predict_kw):
         "key_added": "mfm",
         "solver": "euler",
         "n_steps": 5,
+        "use_rep": "X",
     }
 
 

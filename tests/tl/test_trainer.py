@@ -125,3 +125,29 @@ def test_restore_best_ignores_nan_validation_losses():
     settings = TrainSettings(max_steps=30, val_every=10, lr=0.05, progress=False, restore_best=True)
     history = train(Quadratic(), tuple, settings, validate=validate)
     assert history["kept"].tolist() == [False, True, False]
+
+
+class NanAt(Quadratic):
+    """The quadratic loss, but NaN from call ``bad`` on; records the weights before each call."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.bad, self.calls, self.seen = bad, 0, []
+
+    def forward(self):
+        self.calls += 1
+        self.seen.append(self.w.detach().clone())
+        out = super().forward()
+        return LossOutput(out.loss * math.nan, {}) if self.calls >= self.bad else out
+
+
+def test_non_finite_loss_stops_with_the_last_good_weights():
+    from mfm.tl._trainer import NonFiniteLossError
+
+    objective = NanAt(bad=4)
+    settings = TrainSettings(max_steps=10, val_every=5, lr=0.05, progress=False)
+    with pytest.raises(NonFiniteLossError, match="at step 4; .* after step 3") as error:
+        train(objective, tuple, settings)
+    assert error.value.step == 4
+    torch.testing.assert_close(objective.w.detach(), objective.seen[3], rtol=0, atol=0)
+    assert torch.isfinite(objective.w).all()

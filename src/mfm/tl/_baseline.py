@@ -110,6 +110,7 @@ def baseline(
         K.METHOD: label,
         "key_added": key_added,
         "groupby": "none" if groupby is None else groupby,
+        K.USE_REP: str(adata.uns[keys.uns][keys.params][K.USE_REP]),
     }
     logger.info("%s baseline for %d populations", label, len(targets))
     return pred

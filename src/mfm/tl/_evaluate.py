@@ -65,7 +65,7 @@ def evaluate(
     keys = K.Keys(key_added)
     make_actual(adata)  # a view would write into its parent's uns
     pairs, table, features = population_pairs(adata, keys)
-    _check_prediction(pred, features, keys)
+    _check_prediction(pred, features, keys, adata.uns[keys.uns][keys.params][K.USE_REP])
     method = str(pred.uns.get(K.PREDICTION_UNS, {}).get(K.METHOD, "prediction"))
     sample_keys = list(adata.uns[keys.uns][keys.params]["sample_key"])
     index = {name: i for i, name in enumerate(pairs.names)}
@@ -78,6 +78,12 @@ def evaluate(
             raise KeyError(msg)
         observed = pairs.population_cells(index[population])
         predicted = np.asarray(pred.X[labels == population], dtype=np.float32)
+        if not np.isfinite(predicted).all():
+            msg = (
+                f"The prediction of population {population!r} holds NaN or infinite values; "
+                "check how `pred` was made (a diverged model, or edited values)."
+            )
+            raise ValueError(msg)
         info = table.loc[population]
         scores = distribution_metrics(
             predicted, observed, metrics, max_cells=max_cells, random_state=random_state
@@ -124,12 +130,19 @@ def _floor(
     return {f"{name}_floor": value for name, value in values.items()}
 
 
-def _check_prediction(pred: AnnData, features: list[str], keys: K.Keys) -> None:
+def _check_prediction(pred: AnnData, features: list[str], keys: K.Keys, use_rep: str) -> None:
     if keys.obs_population not in pred.obs:
         msg = f"`pred.obs[{keys.obs_population!r}]` not found; pass the result of `mfm.tl.predict`."
         raise KeyError(msg)
     if list(pred.var_names) != list(features):
         msg = "`pred.var_names` differ from the features of `adata`; was `pred` made from it?"
+        raise ValueError(msg)
+    made_on = pred.uns.get(K.PREDICTION_UNS, {}).get(K.USE_REP)
+    if made_on is not None and str(made_on) != str(use_rep):
+        msg = (
+            f"`pred` was made on `use_rep={made_on!r}`, but `adata`'s populations use "
+            f"`use_rep={use_rep!r}`; evaluate against the data the prediction was made from."
+        )
         raise ValueError(msg)
 
 

@@ -19,7 +19,7 @@ from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
 from ._pairs import population_pairs, trained_treatments
-from ._trainer import TrainSettings, rank_and_world, train
+from ._trainer import NonFiniteLossError, TrainSettings, rank_and_world, train
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,12 @@ def fit(
     - ``adata.uns[key_added]['population_embedding']``: DataFrame (control population x
       embedding dimension) of h (MFM and CGFM).
 
+    Raises
+    ------
+    NonFiniteLossError
+        When the training loss becomes NaN or infinite: training stops at that step, and
+        the error's ``model`` holds the weights of the step before.
+
     Examples
     --------
     >>> model = mfm.tl.fit(adata, method="mfm", knn=10, max_steps=2000)
@@ -222,13 +228,17 @@ def fit(
     if len(holdout.val_pairs):
         val_sampler = _Sampler(holdout.val, model, batch_populations, random_state)
         validate = val_sampler.validation(holdout.val_pairs)
-    history = train(
-        objective,
-        lambda: sampler.batch(holdout.train_pairs),
-        settings,
-        validate=validate,
-        desc=model.label,
-    )
+    try:
+        history = train(
+            objective,
+            lambda: sampler.batch(holdout.train_pairs),
+            settings,
+            validate=validate,
+            desc=model.label,
+        )
+    except NonFiniteLossError as error:
+        error.model = model  # the last good weights, for inspection
+        raise
     kept_step = int(history.loc[history[K.KEPT], K.STEP].iloc[0])
 
     embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)

@@ -121,6 +121,7 @@ def predict(
         "key_added": key_added,
         "solver": solver,
         "n_steps": -1 if n_steps is None else int(n_steps),
+        K.USE_REP: str(model.config.use_rep),
     }
     write_prediction(adata, pairs, targets, predicted, keys, from_cells)
     if model.config.method != "fm":

@@ -123,6 +123,7 @@ def train(
     for step in bar:
         objective.train()
         out = model(*next_batch())
+        _check_loss(out.loss, step)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if settings.grad_clip is not None:
@@ -143,6 +144,36 @@ def train(
     frame = pd.DataFrame(history)
     frame[K.KEPT] = np.arange(len(frame)) == best.restore(len(frame) - 1)
     return frame
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the weights are those of the step before.
+
+    Attributes
+    ----------
+    step
+        The step whose loss was not finite.
+    model
+        Set by :func:`mfm.tl.fit`: the model with the last good
+        weights (``None`` when raised by :func:`train` itself).
+    """
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+        self.model = None
+
+
+def _check_loss(loss: torch.Tensor, step: int) -> None:
+    """Stop before a non-finite loss updates the weights (the last good ones stay)."""
+    if not bool(torch.isfinite(loss.detach())):
+        msg = (
+            f"The training loss is {float(loss.detach())} at step {step}; training stopped and "
+            f"the weights are those after step {step - 1}. Likely causes: a learning rate too "
+            "large for the data (pass a smaller `lr`) or extreme feature values (check the input "
+            "for outliers; `standardize='global'` removes the data's units)."
+        )
+        raise NonFiniteLossError(msg, step)
 
 
 class _BestWeights:
