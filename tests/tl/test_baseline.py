@@ -36,7 +36,11 @@ def _screen(n=30):
         rows += [(patient, cell_type, "control")] * n + [(patient, cell_type, "drug")] * n
     obs = pd.DataFrame(rows, columns=["patient", "cell_type", "treatment"])
     obs.index = obs.index.astype(str)
-    adata = AnnData(np.concatenate(blocks).astype(np.float32), obs=obs)
+    return _populations(AnnData(np.concatenate(blocks).astype(np.float32), obs=obs))
+
+
+def _populations(adata):
+    """`pp.populations` per patient x cell type, then P2 held out."""
     mfm.pp.populations(
         adata,
         sample_key=["patient", "cell_type"],
@@ -119,14 +123,7 @@ def test_untrained_treatment_raises():
     adata.obs["treatment"] = adata.obs["treatment"].astype(str)
     late = (adata.obs["patient"] == "P2") & (adata.obs["treatment"] == "drug")
     adata.obs.loc[late, "treatment"] = "drug2"
-    mfm.pp.populations(
-        adata,
-        sample_key=["patient", "cell_type"],
-        condition_key="treatment",
-        control="control",
-        min_cells=5,
-    )
-    mfm.pp.split(adata, by="patient", test=["P2"])
+    _populations(adata)
     with pytest.raises(ValueError, match="'drug2', which no training pair has"):
         mfm.tl.baseline(adata, method="mean_shift", populations=["P2|A|drug2"])
     # the identity needs no training pair
