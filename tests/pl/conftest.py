@@ -132,31 +132,6 @@ def make_pred() -> Callable[..., AnnData]:
     return _make_pred
 
 
-def _assert_same(a: object, b: object) -> None:
-    if isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for name in a:
-            _assert_same(a[name], b[name])
-    else:
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.fixture
-def assert_unchanged() -> Callable[[AnnData, AnnData], None]:
-    """Return a check that ``adata`` equals its deep copy ``before`` (obs, X, obsm, every uns)."""
-
-    def check(adata: AnnData, before: AnnData) -> None:
-        pd.testing.assert_frame_equal(adata.obs, before.obs)
-        pd.testing.assert_frame_equal(adata.var, before.var)
-        np.testing.assert_array_equal(adata.X, before.X)
-        assert list(adata.obsm) == list(before.obsm)
-        _assert_same(dict(adata.uns), dict(before.uns))
-
-    return check
-
-
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

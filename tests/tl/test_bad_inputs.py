@@ -416,7 +416,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("setup", "call", "error", "word"), CASES)
-def test_bad_input_is_refused_and_changes_nothing(context, setup, call, error, word):
+def test_bad_input_is_refused_and_changes_nothing(
+    context, setup, call, error, word, assert_unchanged
+):
     if setup is not None:
         setup(context)
     before = [adata.copy() for adata in context.anndatas()]
@@ -424,29 +426,4 @@ def test_bad_input_is_refused_and_changes_nothing(context, setup, call, error, w
         call(context)
     assert word in str(raised.value)
     for adata, copy_before in zip(context.anndatas(), before, strict=True):
-        assert_same(adata, copy_before)
-
-
-def assert_same(adata: AnnData, before: AnnData) -> None:
-    """``adata`` equals ``before``: X, obs, var, obsm, layers and every ``uns`` entry."""
-    assert not adata.is_view
-    pd.testing.assert_frame_equal(adata.obs, before.obs)
-    pd.testing.assert_frame_equal(adata.var, before.var)
-    dense = [x.toarray() if sparse.issparse(x) else np.asarray(x) for x in (adata.X, before.X)]
-    np.testing.assert_array_equal(*dense)
-    for mapping, other in [(adata.obsm, before.obsm), (adata.layers, before.layers)]:
-        assert list(mapping) == list(other)
-        for key in mapping:
-            _assert_equal(mapping[key], other[key])
-    _assert_equal(dict(adata.uns), dict(before.uns))
-
-
-def _assert_equal(a: object, b: object) -> None:
-    if isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for name in a:
-            _assert_equal(a[name], b[name])
-    else:
-        np.testing.assert_array_equal(a, b)
+        assert_unchanged(adata, copy_before)
