@@ -423,3 +423,39 @@ def test_auto_lr_follows_the_number_of_training_pairs(prepare, make, fit_kw):
     mfm.pp.split(many, by="patient", test=["P33"], val=["P32"])
     mfm.tl.fit(many, **{**fit_kw, "max_steps": 2})
     assert many.uns["mfm"]["params"]["fit"]["lr"] == 1e-2
+
+
+def test_resume_continues_an_interrupted_run_exactly(prepare, fit_kw, tmp_path, monkeypatch):
+    kw = {**fit_kw, "max_steps": 30, "val_every": 10, "checkpoint_every": 10, "val_fraction": 0.2}
+    whole = prepare(val=())  # a held-out validation and restore_best: their state is saved too
+    model = mfm.tl.fit(whole, **kw, checkpoint_dir=tmp_path / "whole")
+    expected = {k: v.clone() for k, v in model.module.state_dict().items()}
+
+    interrupted = prepare(val=())
+    batch = mfm.tl._fit._Sampler.batch
+    calls = []
+
+    def stop_at_step_16(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 16:
+            raise KeyboardInterrupt
+        return batch(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mfm.tl._fit._Sampler, "batch", stop_at_step_16)
+        with pytest.raises(KeyboardInterrupt):
+            mfm.tl.fit(interrupted, **kw, checkpoint_dir=tmp_path / "cut")
+    assert (tmp_path / "cut" / "checkpoint_rank0.pt").is_file()
+    resumed = mfm.tl.fit(interrupted, **kw, checkpoint_dir=tmp_path / "cut", resume=True)
+    pd.testing.assert_frame_equal(interrupted.uns["mfm"]["history"], whole.uns["mfm"]["history"])
+    for name, value in resumed.module.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+
+
+def test_resume_refuses_other_settings_and_needs_a_folder(prepare, fit_kw, tmp_path):
+    adata = prepare()
+    mfm.tl.fit(adata, **fit_kw, checkpoint_every=10, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"other settings \['max_steps'\]"):
+        mfm.tl.fit(adata, **{**fit_kw, "max_steps": 40}, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="need a `checkpoint_dir`"):
+        mfm.tl.fit(adata, **fit_kw, resume=True)

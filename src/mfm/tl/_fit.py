@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
 from ._pairs import population_pairs, trained_treatments
-from ._trainer import NonFiniteLossError, TrainSettings, rank_and_world, train
+from ._trainer import Checkpoints, NonFiniteLossError, TrainSettings, rank_and_world, train
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def fit(
     restore_best: bool = True,
     early_stopping: int | None = None,
     val_every: int = 100,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     device: Device = "auto",
     random_state: int = 0,
     progress: bool = True,
@@ -121,6 +125,16 @@ def fit(
         Stop after this many validation checks without improvement (``None``: never).
     val_every
         Steps between history rows and validation losses.
+    checkpoint_every
+        Save the whole training state (weights, optimiser, schedule, history, random
+        states) to ``checkpoint_dir`` every this many steps (``None``: never).
+    checkpoint_dir
+        Folder of the checkpoints.
+    resume
+        Continue an interrupted run from the checkpoint in ``checkpoint_dir`` (called with
+        the same data and options): the same total steps, a continuous history and, on the
+        CPU, the same model as an uninterrupted run. Without a checkpoint there, training
+        starts from the beginning, with a warning.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     random_state
@@ -163,10 +177,9 @@ def fit(
         random_state=random_state,
         device=device,
     )
-    check_choice("standardize", standardize, STANDARDIZE)
-    check_number("val_fraction", val_fraction, closed="left", high=1.0)
-    if early_stopping is not None:
-        check_positive_int("early_stopping", early_stopping)
+    _check_training_extras(
+        standardize, val_fraction, early_stopping, checkpoint_every, checkpoint_dir, resume
+    )
     keys = K.Keys(key_added)
     make_actual(adata)
     pairs, table, features = population_pairs(adata, keys, trained_treatments(adata, keys))
@@ -228,6 +241,12 @@ def fit(
     if len(holdout.val_pairs):
         val_sampler = _Sampler(holdout.val, model, batch_populations, random_state)
         validate = val_sampler.validation(holdout.val_pairs)
+    checkpoints = None
+    if checkpoint_dir is not None:
+        every = checkpoint_every or max_steps
+        checkpoints = Checkpoints(
+            Path(checkpoint_dir), every, resume, sampler.state, sampler.set_state
+        )
     try:
         history = train(
             objective,
@@ -235,6 +254,7 @@ def fit(
             settings,
             validate=validate,
             desc=model.label,
+            checkpoints=checkpoints,
         )
     except NonFiniteLossError as error:
         error.model = model  # the last good weights, for inspection
@@ -343,6 +363,15 @@ class _Sampler:
         self.generator = as_torch_generator(seed + 7919 * rank, model.device)
         self.codes = np.array([model.population_code(name) for name in pairs.names])
 
+    def state(self) -> dict:
+        """The random state of the draws (for checkpoints)."""
+        return {"rng": self.rng.bit_generator.state, "generator": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`state`."""
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+
     def batch(self, candidates: np.ndarray, rng: np.random.Generator | None = None) -> tuple:
         rng = self.rng if rng is None else rng
         chosen = rng.choice(candidates, self.batch_size, replace=len(candidates) < self.batch_size)
@@ -424,6 +453,25 @@ def _check_options(
     check_positive_int("max_steps", max_steps)
     if method == "mfm" and knn >= cells_per_population:
         msg = f"`knn={knn}` must be smaller than `cells_per_population={cells_per_population}`."
+        raise ValueError(msg)
+
+
+def _check_training_extras(
+    standardize: str,
+    val_fraction: float,
+    early_stopping: int | None,
+    checkpoint_every: int | None,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
+) -> None:
+    """Check the scaling, model-selection and checkpoint options of :func:`fit`."""
+    check_choice("standardize", standardize, STANDARDIZE)
+    check_number("val_fraction", val_fraction, closed="left", high=1.0)
+    for name, value in (("early_stopping", early_stopping), ("checkpoint_every", checkpoint_every)):
+        if value is not None:
+            check_positive_int(name, value)
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        msg = "`checkpoint_every` and `resume` need a `checkpoint_dir` to write or read."
         raise ValueError(msg)
 
 

@@ -8,10 +8,13 @@ Distributed training uses PyTorch's own engine: launch the script with ``torchru
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,6 +69,64 @@ class TrainSettings:
     early_stopping: int | None = None
 
 
+@dataclass
+class Checkpoints:
+    """Periodic saves of the whole training state, and resuming from the last one.
+
+    Parameters
+    ----------
+    directory
+        Folder of the checkpoint files (one per rank: ``checkpoint_rank{r}.pt``).
+    every
+        Steps between saves.
+    resume
+        Continue from the checkpoint in ``directory`` when there is one.
+    get_sampler_state
+        Returns the batch sampler's random state (saved with the weights).
+    set_sampler_state
+        Restores it.
+    """
+
+    directory: Path
+    every: int
+    resume: bool = False
+    get_sampler_state: Callable[[], dict] | None = None
+    set_sampler_state: Callable[[dict], None] | None = None
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint file of this rank."""
+        return Path(self.directory) / f"checkpoint_rank{rank_and_world()[0]}.pt"
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` atomically (a crash never leaves half a checkpoint)."""
+        if self.get_sampler_state is not None:
+            state["sampler"] = self.get_sampler_state()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        torch.save(state, partial)
+        os.replace(partial, self.path)
+
+    def load(self, settings: TrainSettings) -> dict | None:
+        """The saved state of a run with the same settings, or None when there is none."""
+        if not (self.resume and self.path.is_file()):
+            if self.resume:
+                logger.warning("no checkpoint in %s: training from the start", self.directory)
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        saved, current = state["settings"], _settings_record(settings)
+        if saved != current:
+            changed = sorted(k for k in current if saved.get(k) != current[k])
+            msg = (
+                f"The checkpoint {str(self.path)!r} was written with other settings {changed}; "
+                "resume with the settings of the interrupted run."
+            )
+            raise ValueError(msg)
+        if self.set_sampler_state is not None:
+            self.set_sampler_state(state["sampler"])
+        return state
+
+
 def rank_and_world() -> tuple[int, int]:
     """Rank of this process and number of processes (``(0, 1)`` without torch.distributed)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -80,6 +141,7 @@ def train(
     *,
     validate: Callable[[nn.Module], float] | None = None,
     desc: str = "training",
+    checkpoints: Checkpoints | None = None,
 ) -> pd.DataFrame:
     """Minimise ``objective(*next_batch()).loss`` and return the loss history.
 
@@ -96,6 +158,10 @@ def train(
         mode under ``torch.no_grad()``; returns the validation loss.
     desc
         Label of the progress bar.
+    checkpoints
+        Save the training state every ``checkpoints.every`` steps; with
+        ``checkpoints.resume``, continue from the saved state: the same total steps, the
+        same history and, on the CPU, the same weights as an uninterrupted run.
 
     Returns
     -------
@@ -112,10 +178,18 @@ def train(
         objective.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(settings))
-    history, running = [], []
+    history, running, start = [], [], 1
     best = _BestWeights(objective, enabled=settings.restore_best and validate is not None)
+    state = checkpoints.load(settings) if checkpoints is not None else None
+    if state is not None:
+        for name, part in (("objective", objective), ("optimizer", optimizer)):
+            part.load_state_dict(state[name])
+        scheduler.load_state_dict(state["scheduler"])
+        history, running, start = state["history"], state["running"], state["step"] + 1
+        best.row, best.loss, best.state = state["best"]
+        logger.info("resuming from step %d", state["step"])
     bar = tqdm(
-        range(1, settings.max_steps + 1),
+        range(start, settings.max_steps + 1),
         desc=desc,
         disable=not settings.progress or rank != 0,
         mininterval=0.5,
@@ -137,13 +211,40 @@ def train(
             running = []
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("loss")})
             best.update(len(history) - 1, row[K.VAL_LOSS])
-            if _stop_early(settings, best, len(history)):
-                logger.info("early stopping at step %d (best step %d)", step, best.step(history))
-                break
+        if checkpoints is not None and step % checkpoints.every == 0:
+            parts = {"objective": objective, "optimizer": optimizer, "scheduler": scheduler}
+            checkpoints.save(_training_state(step, parts, history, running, best, settings))
+        if history and history[-1][K.STEP] == step and _stop_early(settings, best, len(history)):
+            logger.info("early stopping at step %d (best step %d)", step, best.step(history))
+            break
     objective.eval()
     frame = pd.DataFrame(history)
     frame[K.KEPT] = np.arange(len(frame)) == best.restore(len(frame) - 1)
     return frame
+
+
+def _settings_record(settings: TrainSettings) -> dict:
+    """The settings a resumed run must share with the interrupted one (all but the bar)."""
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k != "progress"}
+
+
+def _training_state(
+    step: int,
+    parts: dict,
+    history: list[dict],
+    running: list[float],
+    best: _BestWeights,
+    settings: TrainSettings,
+) -> dict:
+    """Everything :func:`train` needs to continue after ``step`` (see :class:`Checkpoints`)."""
+    return {
+        "step": step,
+        **{name: part.state_dict() for name, part in parts.items()},
+        "history": history,
+        "running": running,
+        "best": (best.row, best.loss, best.state),
+        "settings": _settings_record(settings),
+    }
 
 
 class NonFiniteLossError(FloatingPointError):
