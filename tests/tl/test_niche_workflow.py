@@ -596,3 +596,29 @@ def test_two_ranks_stay_in_sync(tmp_path):
         not torch.equal(fresh.module.state_dict()[k], v)
         for k, v in first.module.state_dict().items()
     )
+
+
+def test_fit_niches_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
+    """The niche fit saves and restores its sampler's random states like `tl.fit`."""
+    import mfm.tl._fit_niches as fit_niches_module
+
+    adata = tissue()
+    kw = {**FIT, "max_steps": 12, "val_every": 4, "checkpoint_every": 4}
+    whole = mfm.tl.fit_niches(adata.copy(), **kw, checkpoint_dir=tmp_path / "whole")
+    batch = fit_niches_module._Sampler.batch
+    calls = []
+
+    def stop_at_step_7(self):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return batch(self)
+
+    cut = adata.copy()
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_niches_module._Sampler, "batch", stop_at_step_7)
+        with pytest.raises(KeyboardInterrupt):
+            mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut")
+    resumed = mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut", resume=True)
+    for name, value in resumed.module.state_dict().items():
+        torch.testing.assert_close(value, whole.module.state_dict()[name], rtol=0, atol=0)

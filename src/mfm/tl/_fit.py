@@ -20,7 +20,14 @@ from ..data import PopulationPairs
 from ..flows import MetaFlowObjective
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
 from ._pairs import population_pairs, trained_treatments
-from ._trainer import Checkpoints, NonFiniteLossError, TrainSettings, rank_and_world, train
+from ._trainer import (
+    NonFiniteLossError,
+    TrainSettings,
+    check_checkpoint_options,
+    rank_and_world,
+    sampler_checkpoints,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -241,12 +248,7 @@ def fit(
     if len(holdout.val_pairs):
         val_sampler = _Sampler(holdout.val, model, batch_populations, random_state)
         validate = val_sampler.validation(holdout.val_pairs)
-    checkpoints = None
-    if checkpoint_dir is not None:
-        every = checkpoint_every or max_steps
-        checkpoints = Checkpoints(
-            Path(checkpoint_dir), every, resume, sampler.state, sampler.set_state
-        )
+    checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
     try:
         history = train(
             objective,
@@ -363,15 +365,6 @@ class _Sampler:
         self.generator = as_torch_generator(seed + 7919 * rank, model.device)
         self.codes = np.array([model.population_code(name) for name in pairs.names])
 
-    def state(self) -> dict:
-        """The random state of the draws (for checkpoints)."""
-        return {"rng": self.rng.bit_generator.state, "generator": self.generator.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        """Restore :meth:`state`."""
-        self.rng.bit_generator.state = state["rng"]
-        self.generator.set_state(state["generator"])
-
     def batch(self, candidates: np.ndarray, rng: np.random.Generator | None = None) -> tuple:
         rng = self.rng if rng is None else rng
         chosen = rng.choice(candidates, self.batch_size, replace=len(candidates) < self.batch_size)
@@ -467,12 +460,9 @@ def _check_training_extras(
     """Check the scaling, model-selection and checkpoint options of :func:`fit`."""
     check_choice("standardize", standardize, STANDARDIZE)
     check_number("val_fraction", val_fraction, closed="left", high=1.0)
-    for name, value in (("early_stopping", early_stopping), ("checkpoint_every", checkpoint_every)):
-        if value is not None:
-            check_positive_int(name, value)
-    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
-        msg = "`checkpoint_every` and `resume` need a `checkpoint_dir` to write or read."
-        raise ValueError(msg)
+    if early_stopping is not None:
+        check_positive_int("early_stopping", early_stopping)
+    check_checkpoint_options(checkpoint_every, checkpoint_dir, resume)
 
 
 def _fit_params(

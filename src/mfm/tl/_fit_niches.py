@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,13 @@ from .._utils import (
 from ..data import PointClouds
 from ..flows import bures_wasserstein as bw
 from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
-from ._trainer import TrainSettings, rank_and_world, train
+from ._trainer import (
+    TrainSettings,
+    check_checkpoint_options,
+    rank_and_world,
+    sampler_checkpoints,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,9 @@ def fit_niches(
     max_steps: int = 2000,
     lr: float = 1e-3,
     val_every: int = 100,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     device: Device = "auto",
     random_state: int = 0,
     progress: bool = True,
@@ -117,6 +127,13 @@ def fit_niches(
         Peak learning rate (AdamW, warm-up then cosine decay).
     val_every
         Steps between history rows.
+    checkpoint_every
+        Save the whole training state to ``checkpoint_dir`` every this many steps.
+    checkpoint_dir
+        Folder of the checkpoints.
+    resume
+        Continue an interrupted run from the checkpoint in ``checkpoint_dir`` (same data
+        and options), as in :func:`mfm.tl.fit`.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     random_state
@@ -143,6 +160,7 @@ def fit_niches(
     _check_options(geometry, noise, mode, batch_size, max_steps, shrinkage)
     _check_network(geometry, hidden, n_layers, n_heads, time_features, cfg_dropout, ot_reg, ot_iter)
     check_training_options(lr=lr, val_every=val_every, random_state=random_state, device=device)
+    check_checkpoint_options(checkpoint_every, checkpoint_dir, resume)
     keys = K.NicheKeys(key_added)
     make_actual(adata)
     niches = real_niches(adata, keys, condition_key)
@@ -164,7 +182,10 @@ def fit_niches(
     clouds = PointClouds(model.standardize(niches.clouds.points), niches.clouds.offsets)
     sampler = _Sampler(clouds, niches.labels, model.device, batch_size, random_state)
     settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
-    history = train(model.objective(), sampler.batch, settings, desc=f"WFM {geometry}")
+    checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
+    history = train(
+        model.objective(), sampler.batch, settings, desc=f"WFM {geometry}", checkpoints=checkpoints
+    )
 
     adata.uns[keys.uns][keys.history] = history
     adata.uns[keys.uns][keys.params]["fit"] = _fit_params(

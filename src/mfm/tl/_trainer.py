@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm  # the text bar: tqdm.auto warns in Jupyter without ipywidgets
 
 from .. import _keys as K
+from .._checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,42 @@ class Checkpoints:
         if self.set_sampler_state is not None:
             self.set_sampler_state(state["sampler"])
         return state
+
+
+def check_checkpoint_options(
+    checkpoint_every: int | None, checkpoint_dir: str | Path | None, resume: bool
+) -> None:
+    """Check the checkpoint options a training verb takes."""
+    if checkpoint_every is not None:
+        check_positive_int("checkpoint_every", checkpoint_every)
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        msg = "`checkpoint_every` and `resume` need a `checkpoint_dir` to write or read."
+        raise ValueError(msg)
+
+
+def sampler_checkpoints(
+    checkpoint_dir: str | Path | None,
+    checkpoint_every: int | None,
+    resume: bool,
+    max_steps: int,
+    sampler: object,
+) -> Checkpoints | None:
+    """Checkpoints that also save ``sampler.rng`` (numpy) and ``sampler.generator`` (torch).
+
+    ``None`` without ``checkpoint_dir``; without ``checkpoint_every``, one save at the end.
+    """
+    if checkpoint_dir is None:
+        return None
+
+    def get_state() -> dict:
+        return {"rng": sampler.rng.bit_generator.state, "generator": sampler.generator.get_state()}
+
+    def set_state(state: dict) -> None:
+        sampler.rng.bit_generator.state = state["rng"]
+        sampler.generator.set_state(state["generator"])
+
+    every = checkpoint_every or max_steps
+    return Checkpoints(Path(checkpoint_dir), every, resume, get_state, set_state)
 
 
 def rank_and_world() -> tuple[int, int]:
