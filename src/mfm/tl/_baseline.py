@@ -16,6 +16,7 @@ from .._checks import check_choice, check_positive_int
 from .._utils import as_numpy_rng
 from ..data import PopulationPairs
 from ..metrics import energy_distance
+from ..metrics._inputs import subsample
 from ._pairs import population_pairs
 from ._predict import _resolve_targets, prediction_anndata
 
@@ -97,7 +98,7 @@ def baseline(
         groups = None if groupby is None else population_groups(adata, table, keys, groupby)
         candidates = _candidates(pairs, train, targets, groups)
         if method == "mean_shift":
-            shifts = _mean_shifts(pairs, targets, candidates)
+            shifts = _mean_shifts(pairs, candidates)
         else:
             rng = as_numpy_rng(random_state)
             shifts = _nearest_shifts(pairs, targets, candidates, max_cells, rng)
@@ -125,7 +126,7 @@ def population_groups(
     if groupby not in adata.obs.columns:
         msg = (
             f"`groupby={groupby!r}` is neither a sample column of the populations table "
-            f"{[c for c in table.columns]} nor a column of `adata.obs`."
+            f"{list(table.columns)} nor a column of `adata.obs`."
         )
         raise KeyError(msg)
     values = adata.obs[groupby].astype(str)
@@ -177,9 +178,7 @@ def _response(pairs: PopulationPairs, pair: int) -> np.ndarray:
     return pairs.population_cells(pair).mean(0) - control.mean(0)
 
 
-def _mean_shifts(
-    pairs: PopulationPairs, targets: np.ndarray, candidates: list[np.ndarray]
-) -> np.ndarray:
+def _mean_shifts(pairs: PopulationPairs, candidates: list[np.ndarray]) -> np.ndarray:
     """Average response of each target's candidate pairs."""
     responses = {i: _response(pairs, i) for i in np.unique(np.concatenate(candidates))}
     return np.stack(
@@ -197,7 +196,7 @@ def _nearest_shifts(
     """Response of the candidate pair whose control is closest (energy distance) to the target's."""
     used = [pairs.source[targets], *(pairs.source[chosen] for chosen in candidates)]
     sources = np.unique(np.concatenate(used))
-    sampled = {s: _subsample(pairs.population_cells(s), max_cells, rng) for s in sources}
+    sampled = {s: subsample(pairs.population_cells(s), max_cells, rng) for s in sources}
     distance: dict[tuple[int, int], float] = {}
     shifts = []
     for t, chosen in zip(targets, candidates, strict=True):
@@ -210,7 +209,3 @@ def _nearest_shifts(
         nearest = min(chosen, key=lambda i: distance[s, pairs.source[i]])
         shifts.append(_response(pairs, nearest))
     return np.stack(shifts).astype(np.float32)
-
-
-def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    return x if len(x) <= n else x[np.sort(rng.choice(len(x), n, replace=False))]

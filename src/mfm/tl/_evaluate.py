@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from .._checks import check_finite
 from .._utils import make_actual
 from ..metrics import distribution_metrics, noise_floor
 from ._pairs import population_pairs
@@ -78,12 +79,7 @@ def evaluate(
             raise KeyError(msg)
         observed = pairs.population_cells(index[population])
         predicted = np.asarray(pred.X[labels == population], dtype=np.float32)
-        if not np.isfinite(predicted).all():
-            msg = (
-                f"The prediction of population {population!r} holds NaN or infinite values; "
-                "check how `pred` was made (a diverged model, or edited values)."
-            )
-            raise ValueError(msg)
+        check_finite(predicted, f"The prediction of population {population!r}")
         info = table.loc[population]
         scores = distribution_metrics(
             predicted, observed, metrics, max_cells=max_cells, random_state=random_state
