@@ -83,7 +83,11 @@ def run_fold(adata, test: list[str], seed: int, args) -> pd.DataFrame:
         preds.append(mfm.tl.predict(adata, model, populations=held_out))
         kept = adata.uns["mfm"]["params"]["fit"]["kept_step"]
         print(f"  seed {seed} {model.label}: {time.perf_counter() - start:.0f} s, kept step {kept}")
-    scores = [mfm.tl.evaluate(adata, pred, metrics=METRICS, random_state=seed) for pred in preds]
+    # the floor depends on the observed cells only: computed once, with the first prediction
+    scores = [
+        mfm.tl.evaluate(adata, pred, metrics=METRICS, floor=i == 0, random_state=seed)
+        for i, pred in enumerate(preds)
+    ]
     result = pd.concat(scores, ignore_index=True)
     result["seed"], result["fold"] = seed, "+".join(test)
     return result
