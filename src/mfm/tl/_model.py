@@ -150,6 +150,11 @@ class MetaFlowModel(BaseModel):
         name = self.config.method.upper()
         return f"{name} w/N" if self.config.source == "noise" else name
 
+    def summary(self) -> str:
+        """Method and number of treatments, e.g. ``"MFM, 2 treatments"``."""
+        n = len(self.config.treatments)
+        return f"{self.label}, {n} treatment{'s' * (n != 1)}"
+
     def build_module(self) -> nn.Module:
         """Build the conditioner and velocity network from the config."""
         c, d = self.config, len(self.features)
