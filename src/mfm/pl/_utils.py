@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scanpy.plotting.palettes import default_20, default_102
 
 from .._checks import check_uns
@@ -158,3 +163,109 @@ def resolve_components(components: Sequence[int | str], names: list[str]) -> tup
             msg = f"`components` must hold ints or feature names, got {component!r}."
             raise TypeError(msg)
     return dims[0], dims[1]
+
+
+def plain_number(value: float, _position: object = None) -> str:
+    """Format a tick value as a plain number (``0.03``, ``1``, ``300``), not ``3x10^1``."""
+    return f"{value:.6g}"
+
+
+def plain_log_ticks(axis: Axis, values: np.ndarray) -> None:
+    """Label a log ``axis`` in plain numbers; also at 2 and 5 x 10^k over < 2 decades of ``values``.
+
+    Matplotlib's default labels a log axis with powers of ten and, over a short range, its
+    minor ticks as ``3x10^1``; this writes every label as a plain number instead.
+    """
+    axis.set_major_formatter(FuncFormatter(plain_number))
+    positive = values[np.isfinite(values) & (values > 0)]
+    decades = np.log10(positive.max() / positive.min()) if len(positive) else 0.0
+    if decades < 2:
+        axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        axis.set_minor_formatter(FuncFormatter(plain_number))
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
+#: A colour choice as in scanpy's ``palette``: a colormap name, a list of colours, or a mapping.
+Palette: TypeAlias = str | Sequence[str] | Mapping[str, str] | None
+
+
+def category_colors(adata: AnnData, key: str, levels: list, palette_: Palette = None) -> list[str]:
+    """Return one colour per level of the categorical ``key``, as `scanpy.pl.embedding` does.
+
+    In order of precedence: ``palette_`` (a matplotlib colormap name, a list of colours cycled
+    over the levels, or a mapping level -> colour); the colours scanpy stored in
+    ``adata.uns[f"{key}_colors"]`` (aligned with ``adata.obs[key].cat.categories``) when every
+    level is one of those categories; scanpy's default palette.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix (only read).
+    key
+        Name of the colour key (an ``obs`` column or a column of a table).
+    levels
+        The levels to colour, in drawing order.
+    palette_
+        The user's choice, or ``None``.
+
+    Returns
+    -------
+    A list of colours, one per level.
+    """
+    if palette_ is not None:
+        return _from_palette(palette_, levels)
+    stored = adata.uns.get(f"{key}_colors")
+    column = adata.obs[key] if key in adata.obs.columns else None
+    if (
+        stored is not None
+        and column is not None
+        and isinstance(column.dtype, pd.CategoricalDtype)
+        and len(stored) == len(column.cat.categories)
+    ):
+        by_category = dict(zip(map(str, column.cat.categories), stored, strict=True))
+        if all(str(level) in by_category for level in levels):
+            return [by_category[str(level)] for level in levels]
+    return palette(len(levels))
+
+
+def _from_palette(palette_: Palette, levels: list) -> list[str]:
+    """Colours of ``levels`` from a colormap name, a list of colours or a mapping."""
+    if isinstance(palette_, str):
+        if palette_ not in colormaps:
+            msg = f"`palette={palette_!r}` is not a matplotlib colormap name."
+            raise ValueError(msg)
+        cmap = colormaps[palette_]
+        n_listed = getattr(cmap, "N", 256)
+        if n_listed < 256 and len(levels) <= n_listed:  # qualitative maps: their first colours
+            return [to_hex(cmap(i)) for i in range(len(levels))]
+        return [to_hex(cmap(x)) for x in np.linspace(0.0, 1.0, len(levels))]
+    if isinstance(palette_, Mapping):
+        missing = [lvl for lvl in levels if lvl not in palette_ and str(lvl) not in palette_]
+        if missing:
+            msg = f"`palette` lacks a colour for {missing[:5]}."
+            raise KeyError(msg)
+        return [palette_.get(level, palette_.get(str(level))) for level in levels]
+    colors = list(palette_)
+    if not colors:
+        msg = "`palette` is an empty list of colours."
+        raise ValueError(msg)
+    return [colors[i % len(colors)] for i in range(len(levels))]
+
+
+#: ``legend_loc`` values with a meaning of their own (others are matplotlib ``loc`` strings).
+RIGHT_MARGIN, ON_DATA = "right margin", "on data"
+
+
+def place_legend(ax: Axes, legend_loc: str | None, **kwargs) -> None:
+    """Draw the legend of ``ax`` as scanpy's ``legend_loc``: right margin, on data, or a ``loc``.
+
+    ``None`` or ``"none"`` draws no legend; ``"on data"`` is handled by the callers (labels at
+    the medians of the groups); any other value is passed to `matplotlib.axes.Axes.legend`.
+    """
+    if legend_loc is None or legend_loc in ("none", ON_DATA):
+        return
+    if legend_loc == RIGHT_MARGIN:
+        outside_legend(ax, **kwargs)
+    else:
+        ax.legend(loc=legend_loc, frameon=False, **kwargs)
