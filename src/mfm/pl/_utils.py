@@ -113,21 +113,37 @@ def new_axes(ax: Axes | None) -> tuple[Figure, Axes]:
     return ax.figure, ax
 
 
-def grid_axes(n_panels: int, ncols: int) -> tuple[Figure, list[Axes]]:
+def grid_axes(
+    n_panels: int,
+    ncols: int,
+    *,
+    panel_size: tuple[float, float] | None = None,
+    share: bool = False,
+) -> tuple[Figure, list[Axes]]:
     """Return a new figure with ``n_panels`` panels on a grid of ``ncols`` columns.
 
-    Each panel gets the size of ``rcParams['figure.figsize']`` (as scanpy's multi-panel plots);
-    the unused cells of the last row are removed.
+    Each panel gets the size ``panel_size`` (inches), by default ``rcParams['figure.figsize']``
+    (as scanpy's multi-panel plots); ``share`` shares both axes between the panels. The unused
+    cells of the last row are removed.
     """
     ncols = min(ncols, n_panels)
     nrows = math.ceil(n_panels / ncols)
-    width, height = plt.rcParams["figure.figsize"]
+    width, height = panel_size or plt.rcParams["figure.figsize"]
     fig, grid = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
+        nrows,
+        ncols,
+        figsize=(width * ncols, height * nrows),
+        squeeze=False,
+        layout="constrained",
+        sharex=share,
+        sharey=share,
     )
     panels = list(grid.ravel())
     for extra in panels[n_panels:]:
         extra.remove()
+    if share:  # tick labels on every panel: removed cells leave some columns without a bottom
+        for panel in panels[:n_panels]:
+            panel.tick_params(labelbottom=True, labelleft=True)
     return fig, panels[:n_panels]
 
 
@@ -139,7 +155,7 @@ def palette(n_colors: int) -> list[str]:
 
 def outside_legend(ax: Axes, **kwargs) -> None:
     """Draw the legend right of ``ax``, frameless, as scanpy's ``legend_loc="right margin"``."""
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5), **kwargs)
+    ax.legend(**({"frameon": False, "loc": "center left", "bbox_to_anchor": (1.0, 0.5)} | kwargs))
 
 
 def resolve_components(components: Sequence[int | str], names: list[str]) -> tuple[int, int]:
@@ -147,22 +163,24 @@ def resolve_components(components: Sequence[int | str], names: list[str]) -> tup
     if isinstance(components, str) or len(components) != 2:
         msg = f"`components` must hold two feature indices or names, got {components!r}."
         raise ValueError(msg)
-    dims = []
-    for component in components:
-        if isinstance(component, str):
-            if component not in names:
-                msg = f"`components`: feature {component!r} not found; features: {names[:10]}..."
-                raise KeyError(msg)
-            dims.append(names.index(component))
-        elif isinstance(component, int | np.integer) and not isinstance(component, bool):
-            if not 0 <= component < len(names):
-                msg = f"`components`: index {component} out of range for {len(names)} features."
-                raise ValueError(msg)
-            dims.append(int(component))
-        else:
-            msg = f"`components` must hold ints or feature names, got {component!r}."
-            raise TypeError(msg)
-    return dims[0], dims[1]
+    first, second = (resolve_component(c, names, "components") for c in components)
+    return first, second
+
+
+def resolve_component(component: int | str, names: list[str], argument: str) -> int:
+    """Turn one feature index or name into an index into ``names``; errors name ``argument``."""
+    if isinstance(component, str):
+        if component not in names:
+            msg = f"`{argument}`: feature {component!r} not found; features: {names[:10]}..."
+            raise KeyError(msg)
+        return names.index(component)
+    if isinstance(component, int | np.integer) and not isinstance(component, bool):
+        if not 0 <= component < len(names):
+            msg = f"`{argument}`: index {component} out of range for {len(names)} features."
+            raise ValueError(msg)
+        return int(component)
+    msg = f"`{argument}` must hold ints or feature names, got {component!r}."
+    raise TypeError(msg)
 
 
 def plain_number(value: float, _position: object = None) -> str:
@@ -214,7 +232,7 @@ def category_colors(adata: AnnData, key: str, levels: list, palette_: Palette = 
     A list of colours, one per level.
     """
     if palette_ is not None:
-        return _from_palette(palette_, levels)
+        return colors_from_palette(palette_, levels)
     stored = adata.uns.get(f"{key}_colors")
     column = adata.obs[key] if key in adata.obs.columns else None
     if (
@@ -229,7 +247,7 @@ def category_colors(adata: AnnData, key: str, levels: list, palette_: Palette = 
     return palette(len(levels))
 
 
-def _from_palette(palette_: Palette, levels: list) -> list[str]:
+def colors_from_palette(palette_: Palette, levels: list) -> list[str]:
     """Colours of ``levels`` from a colormap name, a list of colours or a mapping."""
     if isinstance(palette_, str):
         if palette_ not in colormaps:
@@ -269,3 +287,26 @@ def place_legend(ax: Axes, legend_loc: str | None, **kwargs) -> None:
         outside_legend(ax, **kwargs)
     else:
         ax.legend(loc=legend_loc, frameon=False, **kwargs)
+
+
+def shared_legend(fig: Figure, panels: list[Axes], **kwargs) -> None:
+    """One legend right of the panels: beside a single panel, or of the whole figure."""
+    if len(panels) == 1:
+        outside_legend(panels[0], **kwargs)
+        return
+    handles, labels = panels[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", frameon=False, **kwargs)
+
+
+def resolve_features(features: Sequence[int | str], names: list[str]) -> list[int]:
+    """Turn feature indices or names into indices into ``names`` (at least one, no repeats)."""
+    if isinstance(features, str):
+        features = [features]
+    dims = [resolve_component(f, names, "features") for f in features]
+    if not dims:
+        msg = "`features` is empty; pass feature names or indices, or None."
+        raise ValueError(msg)
+    if len(set(dims)) != len(dims):
+        msg = f"`features` repeats a feature: {list(features)}."
+        raise ValueError(msg)
+    return dims
