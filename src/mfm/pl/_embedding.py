@@ -342,7 +342,7 @@ def _scatter_categories(
         chosen_style = {k: _rows(v, chosen) for k, v in style.items()}
         ax.scatter(*coords[chosen].T, color=level_color, label=label, **chosen_style)
         if legend_loc == ON_DATA:
-            x, y = np.median(coords[chosen], axis=0)
+            x, y = np.median(np.asarray(coords[chosen]), axis=0)
             ax.text(x, y, label, ha="center", va="center", weight="bold", fontsize="small")
     place_legend(ax, legend_loc, title=name)
 

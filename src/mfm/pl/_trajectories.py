@@ -39,7 +39,7 @@ def trajectories(
     *,
     population: str,
     n_cells: int = 50,
-    basis: Literal["pca", "effect"] | Sequence[int | str] = "pca",
+    basis: Literal["effect", "pca"] | Sequence[int | str] = "effect",
     n_times: int = 25,
     key: str = "mfm",
     cmap: str = "viridis",
@@ -70,10 +70,11 @@ def trajectories(
     n_cells
         Number of paths.
     basis
-        The 2-D view: ``"pca"`` (the first two principal components of the population's control
-        and observed treated cells), ``"effect"`` (the two features of largest observed
-        effect, :math:`|\bar x_{obs} - \bar x_{ctrl}| / s_{ctrl}`), or two features as indices
-        or names.
+        The 2-D view: ``"effect"`` (the two features of largest observed effect,
+        :math:`|\bar x_{obs} - \bar x_{ctrl}| / s_{ctrl}`: the plane where the treatment moves
+        the cells), ``"pca"`` (the first two principal components of the population's control
+        and observed treated cells, which often show other structure, such as cell types), or
+        two features as indices or names.
     n_times
         Times at which the states are recorded (at least 2, including 0 and 1).
     key
