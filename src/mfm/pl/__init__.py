@@ -6,8 +6,10 @@ from ._embedding import population_embedding
 from ._joint_embedding import joint_embedding
 from ._loss import loss
 from ._metrics import metrics
+from ._niche_composition import niche_composition
 from ._niches import niches
 from ._predictions import predictions
+from ._spatial_niches import spatial_niches
 from ._trajectories import trajectories
 
 __all__ = [
@@ -16,8 +18,10 @@ __all__ = [
     "loss",
     "marker_densities",
     "metrics",
+    "niche_composition",
     "niches",
     "population_embedding",
     "predictions",
+    "spatial_niches",
     "trajectories",
 ]
