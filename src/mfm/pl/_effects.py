@@ -138,6 +138,11 @@ def _shift(groups: dict[str, np.ndarray], group: str, standardize: bool) -> np.n
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> str:
     """Pearson correlation of ``a`` and ``b`` with two decimals; ``"n/a"`` if undefined."""
-    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+    if len(a) < 2 or _constant(a) or _constant(b):
         return "n/a"
     return f"{np.corrcoef(a, b)[0, 1]:.2f}"
+
+
+def _constant(x: np.ndarray) -> bool:
+    """All values equal up to float32 round-off (a correlation with them is undefined)."""
+    return bool(np.ptp(x) <= 1e-5 * max(float(np.abs(x).max()), 1e-12))
