@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,10 +106,13 @@ def spatial_niches(
     in_library = libraries == library
     light = _light_copy(adata, color, spatial_key, in_library, library)
     fig, ax = new_axes(ax)
-    sq.pl.spatial_scatter(
-        light, color=color, shape=None, library_key="library", library_id=[library],
-        spatial_key=spatial_key, size=size, ax=ax, title=color,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # squidpy's own, about its use of matplotlib
+        warnings.filterwarnings("ignore", "The set_bad function", PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", "No data for colormapping", UserWarning)
+        sq.pl.spatial_scatter(
+            light, color=color, shape=None, library_key="library", library_id=[library],
+            spatial_key=spatial_key, size=size, ax=ax, title=color,
+        )  # fmt: skip
     coords = np.asarray(adata.obsm[spatial_key])
     neighbours = np.asarray(adata.obsm[keys.obsm_indices])[chosen].ravel()
     ring = 2.0 * (size if size is not None else 15.0)
