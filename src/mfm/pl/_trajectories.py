@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from anndata import AnnData
@@ -15,6 +15,7 @@ from sklearn.decomposition import PCA
 from .._checks import check_positive_int
 from .._keys import CONDITION, SOURCE
 from .._utils import RandomState, as_numpy_rng
+from ..tl import MetaFlowModel
 from ._cells import (
     CONTROL,
     OBSERVED,
@@ -25,9 +26,6 @@ from ._cells import (
     top_features,
 )
 from ._utils import GREY, new_axes, outside_legend, palette, resolve_components, show_or_return
-
-if TYPE_CHECKING:
-    from ..tl import MetaFlowModel
 
 #: Context cells drawn at most per group.
 MAX_CONTEXT = 2000
