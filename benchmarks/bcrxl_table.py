@@ -20,6 +20,7 @@ e.g. seeds run in parallel processes).
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -78,7 +79,12 @@ def run_fold(adata, test: list[str], seed: int, args) -> pd.DataFrame:
     for method in args.methods:
         start = time.perf_counter()
         model = mfm.tl.fit(
-            adata, method=method, max_steps=args.steps, progress=False, random_state=seed
+            adata,
+            method=method,
+            max_steps=args.steps,
+            progress=False,
+            random_state=seed,
+            **args.fit,
         )
         preds.append(mfm.tl.predict(adata, model, populations=held_out))
         kept = adata.uns["mfm"]["params"]["fit"]["kept_step"]
@@ -114,26 +120,57 @@ def _win_share(results: pd.DataFrame, reference: str) -> pd.Series:
     return pd.Series(share).reindex(pd.unique(results["method"])).fillna("")
 
 
+def _folds(patients: list[str], n_test: int, n_train: int | None) -> list[list[str]]:
+    """Held-out patients of each fold: consecutive groups of ``n_test``, or everyone but
+    consecutive groups of ``n_train`` training patients."""
+    if n_train is None:
+        return [patients[i : i + n_test] for i in range(0, len(patients), n_test)]
+    groups = [patients[i : i + n_train] for i in range(0, len(patients), n_train)]
+    return [[p for p in patients if p not in group] for group in groups]
+
+
+def _fit_option(option: str) -> tuple[str, object]:
+    """``"name=value"`` with the value parsed as a Python literal where it is one."""
+    name, _, value = option.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, default=8, help="0: populations per patient")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--test", type=int, default=2, help="held-out patients per fold")
+    parser.add_argument(
+        "--train",
+        type=int,
+        default=None,
+        help="training patients per fold instead (all others held out): few-donor screens",
+    )
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--fit",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="options of mfm.tl.fit (e.g. lr=1e-3 coupling=ot), for measuring defaults",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--save", default=None, help="write the per-population scores (CSV)")
     parser.add_argument("--summarise", nargs="+", default=None, help="tabulate saved CSVs")
     args = parser.parse_args()
+    args.fit = dict(_fit_option(option) for option in args.fit)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.summarise:
         results = pd.concat([pd.read_csv(path) for path in args.summarise], ignore_index=True)
     else:
         adata = load(args.clusters)
-        patients = sorted(adata.obs["patient_id"].unique())
-        folds = [patients[i : i + args.test] for i in range(0, len(patients), args.test)]
+        folds = _folds(sorted(adata.obs["patient_id"].unique()), args.test, args.train)
         results = []
         for seed in args.seeds:
             for fold in folds[: args.folds]:

@@ -7,10 +7,24 @@ Wasserstein Flow Matching niche generators, with scanpy-style ``pp`` / ``tl`` / 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import data, datasets, flows, metrics, models, pl, pp, tl
+from ._settings import _install_handler, settings
+
+_install_handler()
 
 try:
     __version__ = version("mfm")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["data", "datasets", "flows", "metrics", "models", "pl", "pp", "tl", "__version__"]
+__all__ = [
+    "data",
+    "datasets",
+    "flows",
+    "metrics",
+    "models",
+    "pl",
+    "pp",
+    "tl",
+    "settings",
+    "__version__",
+]

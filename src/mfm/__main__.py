@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    mfm.settings.verbosity = "info"  # mfm's handler writes the progress messages to stderr
     args.out.mkdir(parents=True, exist_ok=True)
     summary = demo(
         args.out,

@@ -64,7 +64,7 @@ def test_loss_missing_history_names_fit(adata):
         mfm.pl.loss(adata, show=False)
 
 
-def test_loss_one_colour_pair_per_method(adata):
+def test_loss_one_colour_per_method_solid_train_dashed_validation(adata):
     one = adata.uns["mfm"]["history"]
     scales = [("FM", 1), ("MFM", 2)]
     two = [one.assign(method=m, train_loss=one["train_loss"] * s) for m, s in scales]
@@ -72,6 +72,29 @@ def test_loss_one_colour_pair_per_method(adata):
     ax = mfm.pl.loss(adata, show=False)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["FM train", "FM validation", "MFM train", "MFM validation"]
-    mfm_train = ax.get_lines()[2]
+    fm_train, fm_val, mfm_train, mfm_val = ax.get_lines()
     np.testing.assert_allclose(mfm_train.get_ydata(), one["train_loss"] * 2)
-    assert len({line.get_color() for line in ax.get_lines()}) == 4
+    assert fm_train.get_color() == fm_val.get_color() != mfm_train.get_color()
+    assert mfm_train.get_color() == mfm_val.get_color()
+    assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", "-", "--"]
+
+
+def test_loss_log_ticks_are_plain_numbers(adata):
+    history = adata.uns["mfm"]["history"].copy()
+    history["train_loss"] = np.linspace(35.0, 15.0, len(history))  # less than one decade
+    history["val_loss"] = np.nan
+    adata.uns["mfm"]["history"] = history
+    ax = mfm.pl.loss(adata, show=False)
+    ax.figure.canvas.draw()
+    shown = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels()]
+    shown = [s for s in shown if s]
+    assert "20" in shown
+    assert all(s.replace(".", "").isdigit() for s in shown), shown  # no "3x10^1"
+    # over several decades only the powers of ten are labelled
+    history["train_loss"] = np.geomspace(100.0, 0.01, len(history))
+    ax = mfm.pl.loss(adata, show=False)
+    ax.figure.canvas.draw()
+    minor = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    major = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert minor == []
+    assert {"0.01", "0.1", "1", "10", "100"} <= set(major)

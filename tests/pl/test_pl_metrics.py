@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 import mfm
@@ -51,11 +52,40 @@ def test_metrics_single_split_has_no_legend(adata):
 
 
 def test_metrics_split_list_and_by(adata):
-    ax = mfm.pl.metrics(adata, split=["val", "test"], by="condition", show=False)
+    ax = mfm.pl.metrics(adata, split=["val", "test"], by="condition", hue="split", show=False)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["drugA", "drugB"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["val", "test"]
     assert sum(len(p) for p in _points(ax)) == 4 * 3
     assert ax.get_xlabel() == "condition"
+
+
+def test_metrics_by_condition_never_pools_methods(adata):
+    # one box per method and condition, coloured by method, each holding exactly its rows
+    ax = mfm.pl.metrics(adata, by="condition", show=False)
+    table = adata.uns["mfm"]["metrics"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mfm", "fm", "identity"]
+    assert ax.get_legend().get_title().get_text() == "method"
+    assert len(ax.patches) == 3 * 2
+    points, width = iter(_points(ax)), 0.8 / 3
+    colors = []
+    for j, method in enumerate(["mfm", "fm", "identity"]):
+        for i, condition in enumerate(["drugA", "drugB"]):
+            collection = ax.collections[len(colors)]
+            colors.append(to_hex(collection.get_facecolor()[0]))
+            xy = next(points)
+            rows = table[(table["method"] == method) & (table["condition"] == condition)]
+            np.testing.assert_allclose(xy[:, 1], rows["w1"])
+            centre = i - 0.4 + (j + 0.5) * width
+            assert np.all(np.abs(xy[:, 0] - centre) <= width / 4 + 1e-12)
+    assert colors[0] == colors[1] != colors[2] == colors[3] != colors[4] == colors[5]
+    ax = mfm.pl.metrics(adata, by="condition", hue=None, show=False)
+    assert len(ax.patches) == 2  # asked for: pooled
+    ax = mfm.pl.metrics(adata, by="condition", palette=["red", "blue", "green"], show=False)
+    assert to_hex(ax.collections[2].get_facecolor()[0]) == to_hex("blue")
+    with pytest.raises(KeyError, match="hue='nothing'"):
+        mfm.pl.metrics(adata, by="condition", hue="nothing", show=False)
+    with pytest.raises(ValueError, match="both 'condition'"):
+        mfm.pl.metrics(adata, by="condition", hue="condition", show=False)
 
 
 def test_metrics_drops_uncomputed_rows(adata):

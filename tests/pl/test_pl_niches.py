@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 import mfm
@@ -120,3 +121,88 @@ def test_generated_without_params(tissue):
     del generated.uns["niche"]
     with pytest.raises(KeyError, match="mfm.tl.generate_niches"):
         mfm.pl.niches(tissue, generated, condition="type_0", show=False)
+
+
+def test_default_grid_is_two_rows_of_four_small_panels(tissue):
+    fig = mfm.pl.niches(tissue, make_generated(tissue), condition="type_0", return_fig=True)
+    assert len([a for a in fig.axes if a.has_data()]) == 8
+    np.testing.assert_allclose(fig.get_size_inches(), [9.6, 4.8])
+
+
+def test_composition_of_copied_niches_equals_the_real_one(tissue, assert_unchanged):
+    generated = make_generated(tissue, offset=0.0)  # every real niche, copied
+    before, gen_before = tissue.copy(), generated.copy()
+    ax = mfm.pl.niche_composition(tissue, generated, label_key=CONDITION, show=False)
+    types = list(tissue.obs[CONDITION].cat.categories)
+    conditions = list(dict.fromkeys(generated.obs[CONDITION].astype(str)))
+    n_rows = 2 * len(conditions)
+    widths = np.array([p.get_width() for p in ax.patches]).reshape(len(types), n_rows).T
+    labels = tissue.obs[CONDITION].astype(str).to_numpy()
+    for i, condition in enumerate(conditions):
+        neighbours = tissue.obsm["niche_indices"][labels == condition].ravel()
+        expected = [np.mean(labels[neighbours] == t) for t in types]
+        np.testing.assert_allclose(widths[2 * i], expected)  # real
+        np.testing.assert_allclose(widths[2 * i + 1], expected)  # generated, labelled by 1-NN
+    np.testing.assert_allclose(widths.sum(axis=1), 1.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == types
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == [
+        f"{conditions[0]}  real",
+        "generated",
+    ]
+    assert_unchanged(tissue, before)
+    assert_unchanged(generated, gen_before)
+
+
+def test_composition_uses_stored_colours_and_labels_moved_points(tissue):
+    adata = tissue.copy()
+    adata.uns[f"{CONDITION}_colors"] = ["#ff0000", "#00ff00", "#0000ff"]
+    generated = make_generated(adata, offset=0.0)
+    # move every generated point of condition type_1 onto one cell of type_2
+    target = np.flatnonzero(adata.obs[CONDITION] == "type_2")[0]
+    rows = (generated.obs[CONDITION] == "type_1").to_numpy()
+    generated.X[rows] = np.asarray(adata.X)[target]
+    ax = mfm.pl.niche_composition(
+        adata, generated, label_key=CONDITION, conditions=["type_1"], show=False
+    )
+    widths = np.array([p.get_width() for p in ax.patches]).reshape(3, 2).T
+    np.testing.assert_allclose(widths[1], [0.0, 0.0, 1.0])
+    colors = [to_hex(p.get_facecolor()) for p in ax.patches[::2]]
+    assert colors == ["#ff0000", "#00ff00", "#0000ff"]
+    with pytest.raises(ValueError, match="no niche of"):
+        mfm.pl.niche_composition(
+            adata, generated, label_key=CONDITION, conditions="type_7", show=False
+        )
+    with pytest.raises(KeyError, match="label_key"):
+        mfm.pl.niche_composition(adata, generated, label_key="nothing", show=False)
+
+
+def test_spatial_niches_marks_centres_and_neighbours(tissue, assert_unchanged):
+    before = tissue.copy()
+    centres = list(tissue.obs_names[:2])
+    ax = mfm.pl.spatial_niches(tissue, color=CONDITION, centers=centres, show=False)
+    rings, stars = ax.collections[-2:]
+    coords = tissue.obsm["spatial"]
+    neighbours = tissue.obsm["niche_indices"][:2].ravel()
+    np.testing.assert_allclose(rings.get_offsets(), coords[neighbours])
+    np.testing.assert_allclose(stars.get_offsets(), coords[:2])
+    # squidpy drew the cells of the centres' slice, coloured by cell type, with its legend
+    in_slice = (tissue.obs["slice"] == tissue.obs["slice"].iloc[0]).to_numpy()
+    drawn = np.concatenate([c.get_offsets() for c in ax.collections[:-2]])
+    np.testing.assert_allclose(np.unique(drawn, axis=0), np.unique(coords[in_slice], axis=0))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == list(tissue.obs[CONDITION].cat.categories)
+    assert_unchanged(tissue, before)  # no colours written into uns
+
+
+def test_spatial_niches_random_centres_and_errors(tissue):
+    ax = mfm.pl.spatial_niches(tissue, color=CONDITION, n=2, groups="type_1", show=False)
+    stars = np.asarray(ax.collections[-1].get_offsets())
+    rows = [np.flatnonzero(np.all(tissue.obsm["spatial"] == s, axis=1))[0] for s in stars]
+    assert set(tissue.obs[CONDITION].iloc[rows]) == {"type_1"}
+    other = np.flatnonzero((tissue.obs["slice"] != tissue.obs["slice"].iloc[0]).to_numpy())[0]
+    with pytest.raises(ValueError, match="several libraries"):
+        mfm.pl.spatial_niches(tissue, color=CONDITION, centers=[0, int(other)], show=False)
+    with pytest.raises(KeyError, match="neither a column"):
+        mfm.pl.spatial_niches(tissue, color="nothing", n=1, show=False)
+    with pytest.raises(KeyError, match="not an obs name"):
+        mfm.pl.spatial_niches(tissue, color=CONDITION, centers=["cell_x"], show=False)

@@ -11,7 +11,19 @@ PLOTS = [getattr(mfm.pl, name) for name in mfm.pl.__all__]
 
 
 def test_all_lists_the_plots():
-    expected = ["loss", "metrics", "niches", "population_embedding", "predictions"]
+    expected = [
+        "effects",
+        "joint_embedding",
+        "loss",
+        "marker_densities",
+        "metrics",
+        "niche_composition",
+        "niches",
+        "population_embedding",
+        "predictions",
+        "spatial_niches",
+        "trajectories",
+    ]
     assert sorted(mfm.pl.__all__) == expected
 
 
@@ -23,8 +35,10 @@ def test_plot_signature(plot):
     assert first.annotation is AnnData
     positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert len(positional) <= 2
-    key = "niche" if plot is mfm.pl.niches else "mfm"
+    niche_plots = (mfm.pl.niches, mfm.pl.niche_composition, mfm.pl.spatial_niches)
+    key = "niche" if plot in niche_plots else "mfm"
     for name, default in [("key", key), ("ax", None), ("show", None), ("return_fig", False)]:
         assert params[name].kind is params[name].KEYWORD_ONLY
         assert params[name].default == default
     assert "Returns" in plot.__doc__
+    assert "\n    Examples\n    --------\n    >>> import mfm\n" in plot.__doc__

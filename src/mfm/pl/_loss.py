@@ -19,6 +19,7 @@ from ._utils import (
     new_axes,
     outside_legend,
     palette,
+    plain_log_ticks,
     read_table,
     show_or_return,
 )
@@ -38,7 +39,10 @@ def loss(
     Reads ``adata.uns[key]['history']`` (columns ``step``, ``train_loss``, ``val_loss`` and,
     when several methods were fitted, ``method``); the training loss is drawn as a line at
     every recorded step, the validation loss as a line with markers at the steps where it was
-    evaluated (``val_loss`` not NaN). Each method gets its own colours.
+    evaluated (``val_loss`` not NaN). Each method gets one colour (scanpy's palette, in order
+    of first appearance): its training loss solid, its validation loss dashed with markers. The
+    log axis is labelled in plain numbers (``0.3``, ``1``, ``3``), with labels at 2 and 5 times
+    each power of ten when the losses span less than two decades.
 
     Parameters
     ----------
@@ -60,17 +64,25 @@ def loss(
     -------
     The `~matplotlib.axes.Axes` when not shown, the `~matplotlib.figure.Figure` when
     ``return_fig``, else ``None``.
+
+    Examples
+    --------
+    >>> import mfm
+    >>> adata = mfm.datasets.organoid_screen(n_patients=3, n_cells=100)
+    >>> mfm.pp.populations(adata, sample_key=["patient", "culture", "replicate"],
+    ...                    condition_key="treatment", control="control")
+    >>> model = mfm.tl.fit(adata, max_steps=100)
+    >>> mfm.pl.loss(adata)
     """
     keys = Keys(key)
     history = read_table(adata, keys.uns, keys.history, FIT_VERB, (STEP, TRAIN_LOSS))
     fig, ax = new_axes(ax)
     methods = history[METHOD].unique().tolist() if METHOD in history.columns else [None]
-    colors = iter(palette(2 * len(methods)))
     plotted = []
-    for method in methods:
+    for method, color in zip(methods, palette(len(methods)), strict=True):
         rows = history if method is None else history[history[METHOD] == method]
         prefix = "" if len(methods) == 1 else f"{method} "
-        plotted += _plot_losses(ax, rows, prefix, next(colors), next(colors))
+        plotted += _plot_losses(ax, rows, prefix, color)
     if log:
         _set_log_scale(ax, np.concatenate(plotted))
     ax.set_xlabel("step")
@@ -79,15 +91,15 @@ def loss(
     return show_or_return(fig, ax, show=show, return_fig=return_fig)
 
 
-def _plot_losses(ax: Axes, history, prefix: str, train_color, val_color) -> list[np.ndarray]:
-    """Draw one method's train (line) and validation (markers) losses; return the values."""
-    ax.plot(history[STEP], history[TRAIN_LOSS], color=train_color, label=f"{prefix}train")
+def _plot_losses(ax: Axes, history, prefix: str, color: str) -> list[np.ndarray]:
+    """Draw one method's train (solid) and validation (dashed, markers) losses; return them."""
+    ax.plot(history[STEP], history[TRAIN_LOSS], "-", color=color, label=f"{prefix}train")
     plotted = [history[TRAIN_LOSS].to_numpy(dtype=float)]
     if VAL_LOSS in history.columns:
         val = history[[STEP, VAL_LOSS]].dropna()
         if len(val):
             label = f"{prefix}validation"
-            ax.plot(val[STEP], val[VAL_LOSS], "o-", color=val_color, label=label, ms=4)
+            ax.plot(val[STEP], val[VAL_LOSS], "o--", color=color, label=label, ms=3)
             plotted.append(val[VAL_LOSS].to_numpy(dtype=float))
     return plotted
 
@@ -100,3 +112,4 @@ def _set_log_scale(ax: Axes, values: np.ndarray) -> None:
         warnings.warn(msg, UserWarning, stacklevel=3)
         return
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis, finite)

@@ -19,6 +19,8 @@ NICHES_VERB = "mfm.pp.niches"
 GENERATE_VERB = "mfm.tl.generate_niches"
 #: Cells drawn as grey context, at most.
 MAX_CONTEXT = 5000
+#: Side of one panel of the grid, in inches (2 x 4 panels: about 10 x 5 inches).
+PANEL_SIZE = 2.4
 
 
 def niches(
@@ -26,7 +28,7 @@ def niches(
     generated: AnnData,
     *,
     condition: str | None = None,
-    n: int = 6,
+    n: int = 4,
     components: Sequence[int | str] = (0, 1),
     key: str = "niche",
     random_state: RandomState = 0,
@@ -39,8 +41,10 @@ def niches(
     ``n`` real niches whose centre cell has ``condition`` and ``n`` generated niches of
     ``condition`` are drawn at random; each panel shows one niche's points on the features
     ``components``, over all cells in light grey (at most 5000, drawn at random). Without
-    ``ax``: a grid of two rows, real niches on top, generated below, with shared limits. With
-    ``ax``: the points of all chosen real and generated niches in two colours on that axes.
+    ``ax``: a grid of two rows of 2.4-inch panels, real niches on top, generated below, with
+    shared limits. With ``ax``: the points of all chosen real and generated niches in two
+    colours on that axes. See `mfm.pl.niche_composition` for the cell types in the niches and
+    `mfm.pl.spatial_niches` for real niches on the tissue.
 
     Parameters
     ----------
@@ -70,11 +74,20 @@ def niches(
     -------
     When not shown: ``ax`` when given, else the list of ``2 n`` panels (real niches first).
     The `~matplotlib.figure.Figure` when ``return_fig``, else ``None``.
+
+    Examples
+    --------
+    >>> import mfm
+    >>> adata = mfm.datasets.simulated_tissue(n_cells=500, random_state=0)
+    >>> mfm.pp.niches(adata, n_neighbors=8, library_key="slice")
+    >>> model = mfm.tl.fit_niches(adata, condition_key="cell_type", max_steps=100)
+    >>> gen = mfm.tl.generate_niches(model, n_per_condition=20)
+    >>> mfm.pl.niches(adata, gen, condition="type_0")
     """
     check_positive_int("n", n)
     keys = NicheKeys(key)
     rng = as_numpy_rng(random_state)
-    cells, names = _cell_features(adata, keys)
+    cells, names = cell_features(adata, keys)
     dims = resolve_components(components, names)
     fake = _generated_niches(generated, keys, condition, n, rng)
     real = _real_niches(adata, generated, keys, condition, n, rng)
@@ -90,7 +103,7 @@ def niches(
         _label(panel, names, dims, f"niches of {condition}" if condition else "niches")
         return show_or_return(fig, panel, show=show, return_fig=return_fig)
     ncols = max(len(real), len(fake))
-    fig, grid = grid_axes(2 * ncols, ncols)
+    fig, grid = grid_axes(2 * ncols, ncols, panel_size=(PANEL_SIZE, PANEL_SIZE))
     panels = grid[: len(real)] + grid[ncols : ncols + len(fake)]
     for unused in set(grid) - set(panels):
         unused.remove()
@@ -104,7 +117,7 @@ def niches(
     return show_or_return(fig, panels, show=show, return_fig=return_fig)
 
 
-def _cell_features(adata: AnnData, keys: NicheKeys) -> tuple[np.ndarray, list[str]]:
+def cell_features(adata: AnnData, keys: NicheKeys) -> tuple[np.ndarray, list[str]]:
     """Features the niches are made of (``use_rep`` of :func:`mfm.pp.niches`) and their names."""
     params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
     if keys.obsm_indices not in adata.obsm:
@@ -123,7 +136,7 @@ def _real_niches(
     rng: np.random.Generator,
 ) -> list[np.ndarray]:
     """Point positions of ``n`` random real niches whose centre has ``condition``."""
-    condition_key = _generated_params(generated, keys).get("condition_key")
+    condition_key = generated_params(generated, keys).get("condition_key")
     indices = np.asarray(adata.obsm[keys.obsm_indices])
     if condition_key is None:
         centres = np.arange(adata.n_obs)
@@ -143,7 +156,7 @@ def _generated_niches(
     generated: AnnData, keys: NicheKeys, condition: str | None, n: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """Row positions of ``n`` random generated niches of ``condition``."""
-    condition_key = _generated_params(generated, keys).get("condition_key")
+    condition_key = generated_params(generated, keys).get("condition_key")
     if (condition_key is None) != (condition is None):
         msg = (
             "Pass `condition` (a value of the generating model's condition) for conditional "
@@ -162,7 +175,8 @@ def _generated_niches(
     return [np.flatnonzero(ids == names[c]) for c in chosen]
 
 
-def _generated_params(generated: AnnData, keys: NicheKeys) -> dict:
+def generated_params(generated: AnnData, keys: NicheKeys) -> dict:
+    """The ``uns[key]['params']`` of generated niches; raise when ``generated`` lacks them."""
     params = generated.uns.get(keys.uns, {}).get(keys.params)
     if params is None or keys.key_added not in generated.obs.columns:
         msg = (

@@ -164,11 +164,16 @@ class BaseModel:
             )
             raise ValueError(msg)
 
+    def summary(self) -> str:
+        """What the model is, in a few words (the start of its one-line repr)."""
+        return ""
+
     def __repr__(self) -> str:
+        """One short line: kind, features, parameters, device (the config is ``model.config``)."""
         n_params = sum(p.numel() for p in self.module.parameters())
-        return (
-            f"{type(self).__name__}({self.config}, n_parameters={n_params}, device={self.device})"
-        )
+        parts = [self.summary(), f"{len(self.features)} features", f"{n_params:,} parameters"]
+        inner = ", ".join(part for part in parts if part)
+        return f"{type(self).__name__}({inner}, device={self.device.type})"
 
 
 def load(path: str | Path, *, device: Device = "auto") -> BaseModel:

@@ -228,9 +228,10 @@ def fit(
     )
     model = MetaFlowModel(config, features, device=device, seed=random_state)
     logger.info(
-        "training %s on %d population pairs (validation: %s)",
+        "training %s on %d population pairs on %s (validation: %s)",
         model.label,
         len(holdout.train_pairs),
+        model.device,
         holdout.kind,
     )
     objective = MetaFlowObjective(model.module, source=source, coupling=coupling)

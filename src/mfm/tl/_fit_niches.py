@@ -177,7 +177,12 @@ def fit_niches(
         cfg_dropout=float(cfg_dropout),
     )
     model = NicheModel(config, niches.features, device=device, seed=random_state)
-    logger.info("training a %s niche generator on %d niches", geometry, len(niches.clouds))
+    logger.info(
+        "training a %s niche generator on %d niches on %s",
+        geometry,
+        len(niches.clouds),
+        model.device,
+    )
 
     clouds = PointClouds(model.standardize(niches.clouds.points), niches.clouds.offsets)
     sampler = _Sampler(clouds, niches.labels, model.device, batch_size, random_state)

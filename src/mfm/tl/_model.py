@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .._utils import RandomState, as_numpy_rng
-from ..flows import integrate
+from ..flows import integrate, integrate_path
 from ..models import GCNConditioner, MetaFlowNet, NullConditioner, OneHotConditioner
 from ._base import BaseModel, register
 
@@ -150,6 +150,11 @@ class MetaFlowModel(BaseModel):
         name = self.config.method.upper()
         return f"{name} w/N" if self.config.source == "noise" else name
 
+    def summary(self) -> str:
+        """Method and number of treatments, e.g. ``"MFM, 2 treatments"``."""
+        n = len(self.config.treatments)
+        return f"{self.label}, {n} treatment{'s' * (n != 1)}"
+
     def build_module(self) -> nn.Module:
         """Build the conditioner and velocity network from the config."""
         c, d = self.config, len(self.features)
@@ -272,5 +277,62 @@ class MetaFlowModel(BaseModel):
             atol=atol,
             rtol=rtol,
             chunk_size=chunk_size,
+        )
+        return self.to_data_space(out).cpu().numpy()
+
+    @torch.no_grad()
+    def transport_path(
+        self,
+        x0: np.ndarray,
+        embedding: np.ndarray,
+        treatment: str,
+        *,
+        times: np.ndarray,
+        solver: str = "dopri5",
+        n_steps: int | None = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-5,
+    ) -> np.ndarray:
+        """The states of cells ``x0 (n, d)`` along the flow, at each of ``times`` (from 0).
+
+        Same flow as :meth:`transport`, integrated by `mfm.flows.integrate_path`.
+
+        Parameters
+        ----------
+        x0
+            ``(n, d)`` starting cells at ``times[0]``.
+        embedding
+            ``(e,)`` population embedding from :meth:`embed`.
+        treatment
+            Treatment name.
+        times
+            Increasing times in [0, 1], e.g. ``np.linspace(0, 1, 20)``.
+        solver
+            torchdiffeq method, as in :meth:`transport`.
+        n_steps
+            Steps of the fixed-step solvers.
+        atol
+            Absolute tolerance of dopri5.
+        rtol
+            Relative tolerance of dopri5.
+
+        Returns
+        -------
+        ``(len(times), n, d)`` states in data space; ``out[0]`` is ``x0``.
+        """
+        h = torch.as_tensor(embedding, dtype=torch.float32, device=self.device)[None]
+        code = torch.tensor([self.treatment_code(treatment)], device=self.device)
+        condition = self.module.condition(h, code).expand(len(x0), -1)
+        x = self.to_model_space(torch.as_tensor(x0, dtype=torch.float32, device=self.device))
+        self.module.eval()
+        out = integrate_path(
+            self.module,
+            x,
+            condition,
+            times=[float(t) for t in times],
+            method=solver,
+            n_steps=n_steps,
+            atol=atol,
+            rtol=rtol,
         )
         return self.to_data_space(out).cpu().numpy()

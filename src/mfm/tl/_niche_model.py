@@ -124,6 +124,10 @@ class NicheModel(BaseModel):
     config_class = NicheConfig
     config: NicheConfig
 
+    def summary(self) -> str:
+        """Geometry of the niches, e.g. ``"point_cloud"``."""
+        return self.config.geometry
+
     def build_module(self) -> nn.Module:
         """Build the velocity network of the configured geometry."""
         c, d = self.config, len(self.features)

@@ -9,6 +9,7 @@ Distributed training uses PyTorch's own engine: launch the script with ``torchru
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import math
 import os
@@ -20,12 +21,23 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm  # the text bar: tqdm.auto warns in Jupyter without ipywidgets
 
 from .. import _keys as K
 from .._checks import check_positive_int
 
 logger = logging.getLogger(__name__)
+
+
+def _tqdm() -> type:
+    """``tqdm.auto`` (a widget in notebooks) when ipywidgets is installed, else the text bar.
+
+    Without ipywidgets, ``tqdm.auto`` warns in Jupyter and falls back to the text bar anyway.
+    """
+    if importlib.util.find_spec("ipywidgets") is None:
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm
 
 
 @dataclass(frozen=True)
@@ -225,7 +237,7 @@ def train(
         history, running, start = state["history"], state["running"], state["step"] + 1
         best.row, best.loss, best.state = state["best"]
         logger.info("resuming from step %d", state["step"])
-    bar = tqdm(
+    bar = _tqdm()(
         range(start, settings.max_steps + 1),
         desc=desc,
         disable=not settings.progress or rank != 0,
