@@ -141,8 +141,11 @@ html_title = "mfm"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    # an API page is one function: no "on this page" column, the signature and tables get its width
-    "secondary_sidebar_items": {"generated/*": []},
+    # an "on this page" column on the long reference pages only: API pages (one function each)
+    # and the tutorials give its width to signatures, tables and figures
+    "secondary_sidebar_items": {
+        page: ["page-toc"] for page in ("api", "keys", "methods", "design", "index")
+    },
 }
 html_static_path = ["_static"]
 html_css_files = ["mfm.css"]  # a wider content column; wide tables and code scroll, never cut
