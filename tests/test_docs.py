@@ -1,5 +1,6 @@
 """The documentation lists the whole public API and every tutorial."""
 
+import doctest
 import importlib
 import re
 from pathlib import Path
@@ -45,3 +46,31 @@ def test_every_tutorial_is_in_the_docs():
     for notebook in notebooks:
         assert f"notebooks/{notebook}" in toctree.group(1), notebook
         assert f"{{doc}}`notebooks/{notebook}`" in page, f"{notebook} missing from the table"
+
+
+@pytest.mark.parametrize("package", ["pp", "tl", "datasets", "metrics"])
+def test_every_public_function_has_an_examples_section(package):
+    module = importlib.import_module(f"mfm.{package}")
+    missing = [
+        name
+        for name in module.__all__
+        if callable(getattr(module, name))
+        and "Examples\n" not in (getattr(module, name).__doc__ or "")
+    ]
+    assert not missing, f"no Examples section in the docstring of mfm.{package}: {missing}"
+
+
+def test_the_metrics_examples_run():
+    """The Examples of `mfm.metrics` are self-contained: run them as doctests."""
+    module = importlib.import_module("mfm.metrics")
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    n_examples = 0
+    for name in module.__all__:
+        member = getattr(module, name)
+        if callable(member):
+            for test in finder.find(member, f"mfm.metrics.{name}", globs={}):
+                n_examples += len(test.examples)
+                runner.run(test)
+    assert n_examples > 0
+    assert runner.failures == 0, f"{runner.failures} metrics examples fail (printed above)"

@@ -50,6 +50,16 @@ def cloud_w2_matrix(clouds_a: Clouds, clouds_b: Clouds | None = None) -> np.ndar
     See Also
     --------
     wasserstein : the same distance between two large cell sets (with subsampling).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> clouds = np.random.default_rng(0).normal(size=(4, 16, 2))   # 4 niches of 16 points
+    >>> mfm.metrics.cloud_w2_matrix(clouds).shape
+    (4, 4)
+    >>> mfm.metrics.cloud_w2_matrix(clouds[:1], clouds[1:]).shape
+    (1, 3)
     """
     a = as_clouds(clouds_a, "clouds_a")
     b = a if clouds_b is None else as_clouds(clouds_b, "clouds_b")
@@ -85,6 +95,14 @@ def cloud_summaries(clouds: Clouds) -> np.ndarray:
     Returns
     -------
     ``(B, d + d (d + 1) / 2)`` float64 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> clouds = np.random.default_rng(0).normal(size=(4, 16, 2))
+    >>> mfm.metrics.cloud_summaries(clouds).shape   # mean (2) and covariance (3) of each cloud
+    (4, 5)
     """
     cs = as_clouds(clouds, "clouds")
     upper = np.triu_indices(cs[0].shape[1])

@@ -67,6 +67,16 @@ def distribution_metrics(
     ------
     ValueError
         On an unknown metric name (listing the valid ones) or invalid inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted, observed = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    >>> scores = mfm.metrics.distribution_metrics(predicted, observed, ["w1", "energy"])
+    >>> {name: round(value, 3) for name, value in scores.items()}
+    {'w1': 0.974, 'energy': 0.284}
     """
     names = _check_names(metrics)
     check_max_cells(max_cells)
@@ -120,6 +130,17 @@ def noise_floor(
     Returns
     -------
     ``{name: value}`` in the order of ``metrics``.
+
+    Examples
+    --------
+    The metrics between two halves of the observed cells: what a perfect prediction would score.
+
+    >>> import numpy as np
+    >>> import mfm
+    >>> observed = np.random.default_rng(0).normal(size=(400, 3))
+    >>> floor = mfm.metrics.noise_floor(observed, ["w1", "energy"])
+    >>> {name: round(value, 3) for name, value in floor.items()}
+    {'w1': 0.557, 'energy': 0.029}
     """
     y = as_points(y, "y")
     if len(y) < 4:

@@ -49,6 +49,15 @@ def energy_distance(
     ------
     ValueError
         On empty inputs, a feature-dimension mismatch or NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted, observed = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    >>> round(mfm.metrics.energy_distance(predicted, observed), 3)
+    0.284
     """
     check_max_cells(max_cells)
     x, y = as_point_pair(x, y)

@@ -66,6 +66,15 @@ def mmd(
     ValueError
         On empty inputs, a feature-dimension mismatch, NaN or infinite values, or an empty or
         non-positive ``bandwidths``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted, observed = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    >>> round(mfm.metrics.mmd(predicted, observed), 4)
+    0.0312
     """
     gammas = _gammas(bandwidths)
     check_max_cells(max_cells)

@@ -48,6 +48,20 @@ def one_nn_accuracy(
     ------
     ValueError
         On shapes that do not fit together, fewer than 2 items in all, or NaN distances.
+
+    Examples
+    --------
+    Two sets of niches drawn from the same distribution are hard to tell apart (about 0.5):
+
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> real, generated = rng.normal(size=(30, 16, 2)), rng.normal(size=(30, 16, 2))
+    >>> d_rr = mfm.metrics.cloud_w2_matrix(real)
+    >>> d_gg = mfm.metrics.cloud_w2_matrix(generated)
+    >>> d_rg = mfm.metrics.cloud_w2_matrix(real, generated)
+    >>> round(mfm.metrics.one_nn_accuracy(d_rr, d_gg, d_rg), 2)
+    0.47
     """
     pooled = _pooled_distances(d_real_real, d_gen_gen, d_real_gen)
     n_real = len(d_real_real)
@@ -107,6 +121,20 @@ def label_accuracy(
     ------
     ValueError
         On mismatched shapes or labels, non-finite features, or invalid ``n_neighbors`` / ``cv``.
+
+    Examples
+    --------
+    Niches summarised by feature vectors, labelled by their centre cell's type:
+
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat(["a", "b"], 50)
+    >>> real = rng.normal(size=(100, 4)) + (labels == "b")[:, None] * 2.0
+    >>> generated = rng.normal(size=(100, 4)) + (labels == "b")[:, None] * 2.0
+    >>> scores = mfm.metrics.label_accuracy(real, labels, generated, labels)
+    >>> {name: round(value, 2) for name, value in scores.items()}
+    {'generated': 0.98, 'real': 0.97}
     """
     check_positive_int("n_neighbors", n_neighbors)
     check_positive_int("cv", cv, minimum=2)

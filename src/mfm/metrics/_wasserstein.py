@@ -68,6 +68,16 @@ def wasserstein(
     See Also
     --------
     w1, w2 : shorthands for ``p=1`` and ``p=2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted = rng.normal(size=(200, 3))
+    >>> observed = rng.normal(loc=0.5, size=(200, 3))
+    >>> round(mfm.metrics.wasserstein(predicted, observed, p=2), 3)
+    1.054
     """
     check_choice("p", p, (1, 2))
     check_max_cells(max_cells)
@@ -94,6 +104,15 @@ def w1(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> float:
     Returns
     -------
     :math:`W_1`, a non-negative float.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted, observed = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    >>> round(mfm.metrics.w1(predicted, observed), 3)
+    0.974
     """
     return wasserstein(x, y, p=1, **kwargs)
 
@@ -115,6 +134,15 @@ def w2(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> float:
     Returns
     -------
     :math:`W_2`, a non-negative float.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> rng = np.random.default_rng(0)
+    >>> predicted, observed = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    >>> round(mfm.metrics.w2(predicted, observed), 3)
+    1.054
     """
     return wasserstein(x, y, p=2, **kwargs)
 

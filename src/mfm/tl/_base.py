@@ -198,6 +198,12 @@ def load(path: str | Path, *, device: Device = "auto") -> BaseModel:
         Naming the file, when it is not valid JSON, its format version is not
         ``FORMAT_VERSION``, a config field is missing or unknown, or the weights are truncated,
         empty or do not fit the model.
+
+    Examples
+    --------
+    >>> model.save("model_dir")
+    >>> model = mfm.tl.load("model_dir", device="cpu")   # a MetaFlowModel or a NicheModel
+    >>> pred = mfm.tl.predict(adata, model)               # checks the features against adata
     """
     path = Path(path)
     file = path / CONFIG_FILE

@@ -62,6 +62,14 @@ def evaluate(
     column per metric and, with ``floor=True``, ``'{metric}_floor'``. The rows are also stored
     in ``adata.uns[key_added]['metrics']``, replacing earlier rows of the same method and
     population, so several methods accumulate there.
+
+    Examples
+    --------
+    >>> pred = mfm.tl.predict(adata, model)
+    >>> table = mfm.tl.evaluate(adata, pred)                     # one row per population
+    >>> table.groupby("condition")[["w1", "energy", "energy_floor"]].mean()
+    >>> mfm.tl.evaluate(adata, mfm.tl.baseline(adata, method="mean_shift"))
+    >>> adata.uns["mfm"]["metrics"].groupby("method")["energy"].mean()   # both methods
     """
     keys = K.Keys(key_added)
     make_actual(adata)  # a view would write into its parent's uns

@@ -76,6 +76,12 @@ class MetaFlowConfig:
         Per-feature mean subtracted before the network (empty: none).
     feature_scale
         Per-feature divisor applied after centring (empty: none).
+
+    Examples
+    --------
+    >>> model = mfm.tl.fit(adata, method="mfm", knn=10, max_steps=2000)
+    >>> model.config.method, model.config.knn
+    ('mfm', 10)
     """
 
     method: Method = "mfm"
@@ -117,6 +123,15 @@ class MetaFlowModel(BaseModel):
         Where the module lives.
     seed
         Seed of the weight initialisation.
+
+    Examples
+    --------
+    Made by :func:`mfm.tl.fit`, reloaded by :func:`mfm.tl.load`:
+
+    >>> model = mfm.tl.fit(adata, method="mfm", max_steps=2000)
+    >>> model.label, model.features[:3]
+    >>> h = model.embed(control_cells, population="P07|PDO|r1|control")
+    >>> treated = model.transport(control_cells, h, "drug_A")
     """
 
     config_class = MetaFlowConfig

@@ -80,6 +80,12 @@ class NicheConfig:
         Size of the time embedding.
     cfg_dropout
         Probability of training a niche with the null label (classifier-free guidance).
+
+    Examples
+    --------
+    >>> niche_model = mfm.tl.fit_niches(adata, condition_key="cell_type", geometry="gaussian")
+    >>> niche_model.config.geometry
+    'gaussian'
     """
 
     geometry: Literal["point_cloud", "gaussian"] = "point_cloud"
@@ -119,6 +125,14 @@ class NicheModel(BaseModel):
         Where the module lives.
     seed
         Seed of the weight initialisation.
+
+    Examples
+    --------
+    Made by :func:`mfm.tl.fit_niches`, reloaded by :func:`mfm.tl.load`:
+
+    >>> niche_model = mfm.tl.fit_niches(adata, condition_key="cell_type", max_steps=500)
+    >>> niche_model.config.conditions
+    >>> gen = mfm.tl.generate_niches(niche_model, n_per_condition=50)
     """
 
     config_class = NicheConfig

@@ -82,6 +82,14 @@ def predict(
         When ``adata``'s features (``use_rep``, variables) differ from the model's, when a
         population to predict has a treatment the model was not trained on, or when a
         prediction is not finite.
+
+    Examples
+    --------
+    >>> model = mfm.tl.fit(adata, method="mfm", max_steps=2000)
+    >>> pred = mfm.tl.predict(adata, model)                      # every test population
+    >>> pred = mfm.tl.predict(adata, model, populations=["P07|PDO|r1|drug_A"],
+    ...                       solver="midpoint", n_steps=10)     # one population, fixed steps
+    >>> pred.obs["mfm_population"].value_counts()
     """
     keys = K.Keys(key_added)
     make_actual(adata)
