@@ -302,8 +302,8 @@ def test_treatments_are_those_of_the_training_pairs(make, fit_kw, predict_kw):
         model = mfm.tl.fit(adata, **{**fit_kw, "max_steps": 2})
     assert model.config.treatments == ["drugA"]
     assert model.module.n_treatments == 1  # one-hot over drugA only
-    # no validation pair left: fit holds out cells of the training pairs instead
-    assert adata.uns["mfm"]["params"]["fit"]["validation"] == "cells"
+    # no validation pair left, and too few training populations to hold some out
+    assert adata.uns["mfm"]["params"]["fit"]["validation"] == "none"
     pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
     assert set(pred.obs["treatment"]) == {"drugA"}
     with pytest.raises(ValueError, match=r"\['drugB'\]"):
@@ -382,28 +382,40 @@ def test_standardisation_statistics_of_training_controls(prepare, fit_kw, standa
     torch.testing.assert_close(model.to_data_space(model.to_model_space(x)), x)
 
 
-def test_holdout_of_cells_when_few_populations(prepare, fit_kw):
-    adata = prepare(val=())  # one training control population: hold out cells
+def test_no_holdout_when_few_populations(prepare, fit_kw):
+    adata = prepare(val=())  # one training control population: nothing held out
     mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.2})
     params = adata.uns["mfm"]["params"]["fit"]
     history = adata.uns["mfm"]["history"]
-    assert params["validation"] == "cells"
+    assert params["validation"] == "none"
+    assert history["val_loss"].isna().all()
+    assert params["kept_step"] == fit_kw["max_steps"]  # the last weights
+    assert history.loc[history["kept"], "step"].tolist() == [fit_kw["max_steps"]]
+
+
+def test_holdout_of_populations_when_many(make, fit_kw):
+    adata = make(n_patients=25, n_cells=20)
+    mfm.pp.populations(
+        adata, sample_key="patient", condition_key="treatment", control="control", min_cells=20
+    )
+    mfm.pp.split(adata, by="patient", test=["P24"])
+    model = mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.25})
+    params = adata.uns["mfm"]["params"]["fit"]
+    history = adata.uns["mfm"]["history"]
+    assert params["validation"] == "populations"
+    # 24 training patients: 6 held out (with both of their treated pairs), 18 trained on
+    assert len(model.config.train_sources) == 18
     assert np.isfinite(history["val_loss"]).all()
     best = history.loc[history["val_loss"].idxmin(), "step"]
     assert params["kept_step"] == best
     assert history.loc[history["kept"], "step"].tolist() == [best]
-
-
-def test_holdout_of_populations_when_many(make, fit_kw):
-    adata = make(n_patients=10)
-    mfm.pp.populations(adata, sample_key="patient", condition_key="treatment", control="control")
-    mfm.pp.split(adata, by="patient", test=["P9"])
-    model = mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.25})
-    params = adata.uns["mfm"]["params"]["fit"]
-    assert params["validation"] == "populations"
-    # 9 training patients: 2 held out (with both of their treated pairs), 7 trained on
-    assert len(model.config.train_sources) == 7
-    assert np.isfinite(adata.uns["mfm"]["history"]["val_loss"]).all()
+    few = make(n_patients=20, n_cells=20)  # 19 training populations: fewer than 20
+    mfm.pp.populations(
+        few, sample_key="patient", condition_key="treatment", control="control", min_cells=20
+    )
+    mfm.pp.split(few, by="patient", test=["P19"])
+    mfm.tl.fit(few, **{**fit_kw, "val_fraction": 0.25})
+    assert few.uns["mfm"]["params"]["fit"]["validation"] == "none"
 
 
 def test_user_val_split_is_used_as_is(fitted):
@@ -427,11 +439,11 @@ def test_auto_lr_follows_the_number_of_training_pairs(prepare, make, fit_kw):
 
 def test_resume_continues_an_interrupted_run_exactly(prepare, fit_kw, tmp_path, monkeypatch):
     kw = {**fit_kw, "max_steps": 30, "val_every": 10, "checkpoint_every": 10, "val_fraction": 0.2}
-    whole = prepare(val=())  # a held-out validation and restore_best: their state is saved too
+    whole = prepare()  # a validation split and restore_best: their state is saved too
     model = mfm.tl.fit(whole, **kw, checkpoint_dir=tmp_path / "whole")
     expected = {k: v.clone() for k, v in model.module.state_dict().items()}
 
-    interrupted = prepare(val=())
+    interrupted = prepare()
     batch = mfm.tl._fit._Sampler.batch
     calls = []
 

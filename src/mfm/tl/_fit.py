@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +120,12 @@ def fit(
         ``"feature"`` divides each feature by its own standard deviation; ``"none"``.
     val_fraction
         When the data has no ``"val"`` pairs (see :func:`mfm.pp.split`) and ``restore_best``
-        or ``early_stopping`` is set, this fraction of the training data is held out for
-        the validation loss: whole control populations with their treated pairs when
-        there are at least 8 training control populations, else this fraction of the cells
-        of every training population. 0 holds nothing out.
+        or ``early_stopping`` is set, this fraction of the training control populations is
+        held out, with their treated pairs, for the validation loss, provided there are at
+        least 20 of them. With fewer, nothing is held out and the last weights are kept:
+        on few-donor BCR-XL folds a held-out share of populations or of cells chose early,
+        under-trained weights and lost to training on everything (``docs/methods.md``).
+        0 holds nothing out.
     restore_best
         Keep the weights of the lowest validation loss (checked every ``val_every`` steps)
         instead of the last ones; the history marks the kept row (``kept``).
@@ -204,7 +205,7 @@ def fit(
     )
 
     params = adata.uns[keys.uns][keys.params]
-    mean, scale = feature_statistics(holdout.train, holdout.train_pairs, standardize)
+    mean, scale = feature_statistics(pairs, holdout.train_pairs, standardize)
     config = MetaFlowConfig(
         method=method,
         source=source,
@@ -235,7 +236,7 @@ def fit(
         holdout.kind,
     )
     objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
-    sampler = _Sampler(holdout.train, model, batch_populations, random_state)
+    sampler = _Sampler(pairs, model, batch_populations, random_state)
     settings = TrainSettings(
         max_steps=max_steps,
         lr=resolve_lr(lr, len(holdout.train_pairs)),
@@ -247,8 +248,7 @@ def fit(
     )
     validate = None
     if len(holdout.val_pairs):
-        val_sampler = _Sampler(holdout.val, model, batch_populations, random_state)
-        validate = val_sampler.validation(holdout.val_pairs)
+        validate = sampler.validation(holdout.val_pairs)  # own fixed draws: no training state
     checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
     try:
         history = train(
@@ -288,19 +288,17 @@ def resolve_lr(lr: float | str, n_train_pairs: int) -> float:
     return float(lr)
 
 
-#: Training control populations needed before whole populations are held out for validation.
-MIN_SOURCES_FOR_POPULATION_HOLDOUT = 8
+#: Training control populations needed before some are held out for validation.
+MIN_SOURCES_FOR_HOLDOUT = 20
 
 
 @dataclass(frozen=True)
 class _Holdout:
-    """Training and validation data: pairs, and the cells each side may draw from."""
+    """Training and validation pairs."""
 
-    train: PopulationPairs
     train_pairs: np.ndarray
-    val: PopulationPairs
     val_pairs: np.ndarray
-    kind: str  # "split", "populations", "cells" or "none"
+    kind: str  # "split", "populations" or "none"
 
 
 def _holdout(
@@ -310,31 +308,28 @@ def _holdout(
     fraction: float,
     random_state: int,
 ) -> _Holdout:
-    """The user's ``"val"`` pairs, else a held-out fraction of populations or of cells."""
+    """The user's ``"val"`` pairs, else a held-out fraction of the training populations.
+
+    Only with enough training control populations: with few, the validation loss of a
+    held-out few (or of held-out cells) picked early, under-trained weights on real data,
+    and the data held out were missed by training.
+    """
     if len(val_pairs):
-        return _Holdout(pairs, train_pairs, pairs, val_pairs, "split")
-    if fraction == 0:
-        return _Holdout(pairs, train_pairs, pairs, val_pairs, "none")
-    rng = np.random.default_rng([random_state, 1])
+        return _Holdout(train_pairs, val_pairs, "split")
     sources = np.unique(pairs.source[train_pairs])
-    if len(sources) >= MIN_SOURCES_FOR_POPULATION_HOLDOUT:
-        n_val = max(1, round(fraction * len(sources)))
-        held = rng.choice(sources, n_val, replace=False)
-        is_val = np.isin(pairs.source[train_pairs], held)
-        return _Holdout(pairs, train_pairs[~is_val], pairs, train_pairs[is_val], "populations")
-    train_cells, val_cells = [], []
-    for rows in pairs.cells:
-        is_val = np.zeros(len(rows), dtype=bool)
-        is_val[rng.choice(len(rows), max(1, round(fraction * len(rows))), replace=False)] = True
-        train_cells.append(rows[~is_val])
-        val_cells.append(rows[is_val])
-    return _Holdout(
-        dataclasses.replace(pairs, cells=train_cells),
-        train_pairs,
-        dataclasses.replace(pairs, cells=val_cells),
-        train_pairs,
-        "cells",
-    )
+    if fraction == 0 or len(sources) < MIN_SOURCES_FOR_HOLDOUT:
+        if fraction > 0:
+            logger.info(
+                "no validation: %d training control populations, fewer than the %d needed to "
+                "hold some out; the last weights are kept",
+                len(sources),
+                MIN_SOURCES_FOR_HOLDOUT,
+            )
+        return _Holdout(train_pairs, val_pairs, "none")
+    rng = np.random.default_rng([random_state, 1])
+    held = rng.choice(sources, max(1, round(fraction * len(sources))), replace=False)
+    is_val = np.isin(pairs.source[train_pairs], held)
+    return _Holdout(train_pairs[~is_val], train_pairs[is_val], "populations")
 
 
 def feature_statistics(
