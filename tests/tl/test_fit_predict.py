@@ -158,7 +158,7 @@ def test_prediction_layout(fitted, predict_kw):
 
 def test_obsm_only_on_control_rows(fitted, predict_kw):
     adata, model = fitted("mfm")
-    mfm.tl.predict(adata, model, **predict_kw)  # two treatments per control: no obsm
+    mfm.tl.predict(adata, model, **predict_kw)  # two treatments per control: no X_mfm
     assert "X_mfm" not in adata.obsm
     pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
     out = adata.obsm["X_mfm"]
@@ -168,6 +168,37 @@ def test_obsm_only_on_control_rows(fitted, predict_kw):
     assert np.isnan(out[~is_control]).all()
     rows = adata.obs_names.get_indexer(pred.obs["source_cell"])
     np.testing.assert_array_equal(out[rows], pred.X)
+    np.testing.assert_array_equal(adata.obsm["X_mfm_drugA"], out)
+    assert "X_mfm_drugB" not in adata.obsm  # the earlier prediction's entry is gone
+    assert adata.uns["mfm"]["predicted_treatments"] == ["drugA"]
+
+
+def test_obsm_per_treatment(fitted, predict_kw, tmp_path):
+    adata, model = fitted("mfm")
+    pred = mfm.tl.predict(adata, model, populations=[*DRUG_A, "P1|drugB"], **predict_kw)
+    assert adata.uns["mfm"]["predicted_treatments"] == ["drugA", "drugB"]
+    is_control = (adata.obs["treatment"] == "control").to_numpy()
+    is_p1 = (adata.obs["patient"] == "P1").to_numpy()
+    drug_a, drug_b = adata.obsm["X_mfm_drugA"], adata.obsm["X_mfm_drugB"]
+    assert np.isfinite(drug_a[is_control]).all() and np.isnan(drug_a[~is_control]).all()
+    assert np.isfinite(drug_b[is_control & is_p1]).all()
+    assert np.isnan(drug_b[~(is_control & is_p1)]).all()
+    for treatment, out in (("drugA", drug_a), ("drugB", drug_b)):
+        cells = pred[pred.obs["treatment"] == treatment]
+        rows = adata.obs_names.get_indexer(cells.obs["source_cell"])
+        np.testing.assert_array_equal(out[rows], cells.X)
+    assert "X_mfm" not in adata.obsm  # P1's control has two treatments
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obsm["X_mfm_drugB"], drug_b)
+    assert list(back.uns["mfm"]["predicted_treatments"]) == ["drugA", "drugB"]
+
+
+def test_obsm_not_written_for_noise_sources(fitted, predict_kw):
+    adata, model = fitted("mfm", source="noise")
+    mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    assert not [k for k in adata.obsm if k.startswith("X_mfm")]
+    assert "predicted_treatments" not in adata.uns["mfm"]
 
 
 def test_predict_subset_and_chunks(fitted, predict_kw):

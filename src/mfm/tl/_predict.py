@@ -71,8 +71,12 @@ def predict(
     features, ``obs`` with ``'{key_added}_population'`` (predicted population),
     ``'{key_added}_source'`` (its control population), the condition and sample columns
     under their own names, and ``'source_cell'`` (the control cell transported; empty for
-    noise sources). Also sets ``adata.obsm['X_{key_added}']`` (each control cell's
-    prediction, NaN elsewhere) when one treatment per control population is predicted,
+    noise sources). Also sets, unless the model starts from noise, one
+    ``adata.obsm['X_{key_added}_{treatment}']`` per predicted treatment (each control
+    cell's predicted state under that treatment, NaN for cells of other populations), lists
+    those treatments in ``adata.uns[key_added]['predicted_treatments']``, sets
+    ``adata.obsm['X_{key_added}']`` (each control cell's prediction under its population's
+    one predicted treatment) when every control population has one predicted treatment,
     and updates ``adata.uns[key_added]['population_embedding']``. A view is made an actual
     AnnData first (with a warning), so its parent is never changed.
 
@@ -227,15 +231,36 @@ def write_prediction(
     keys: K.Keys,
     from_cells: bool,
 ) -> None:
-    """Set ``obsm['X_{key}']`` when every control population has one predicted treatment."""
-    sources = pairs.source[targets]
-    if not from_cells or len(np.unique(sources)) != len(sources):
-        adata.obsm.pop(keys.obsm_prediction, None)  # an earlier prediction would be stale
+    """Write each control cell's predictions into ``adata.obsm`` (see :func:`predict`).
+
+    One ``obsm['X_{key}_{treatment}']`` per predicted treatment, listed in
+    ``uns[key]['predicted_treatments']``, and ``obsm['X_{key}']`` when every control
+    population has one predicted treatment. Entries of an earlier prediction are removed
+    first, so none holds a stale prediction; nothing is written for noise sources.
+    """
+    for treatment in adata.uns[keys.uns].pop(keys.predicted_treatments, []):
+        adata.obsm.pop(keys.obsm_treatment(str(treatment)), None)
+    adata.obsm.pop(keys.obsm_prediction, None)
+    if not from_cells:
         return
-    out = np.full(pairs.x.shape, np.nan, dtype=np.float32)
-    for source, x in zip(sources, predicted, strict=True):
-        out[pairs.cells[source]] = x
-    adata.obsm[keys.obsm_prediction] = out
+    codes = pairs.treatment[targets]
+    shape = (adata.n_obs, pairs.n_features)
+    written = []
+    for code in np.unique(codes):
+        out = np.full(shape, np.nan, dtype=np.float32)
+        for target, x in zip(targets, predicted, strict=True):
+            if pairs.treatment[target] == code:
+                out[pairs.cells[pairs.source[target]]] = x
+        treatment = pairs.treatments[code]
+        adata.obsm[keys.obsm_treatment(treatment)] = out
+        written.append(treatment)
+    adata.uns[keys.uns][keys.predicted_treatments] = written
+    sources = pairs.source[targets]
+    if len(np.unique(sources)) == len(sources):
+        out = np.full(shape, np.nan, dtype=np.float32)
+        for source, x in zip(sources, predicted, strict=True):
+            out[pairs.cells[source]] = x
+        adata.obsm[keys.obsm_prediction] = out
 
 
 def _merge_embedding(adata: AnnData, keys: K.Keys, embedding: pd.DataFrame) -> None:
