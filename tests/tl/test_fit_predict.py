@@ -15,6 +15,8 @@ import mfm
 CONTROLS = ["P0|control", "P1|control", "P2|control"]
 TREATED = [f"P{p}|{d}" for p in range(3) for d in ("drugA", "drugB")]
 DRUG_A = ["P0|drugA", "P1|drugA", "P2|drugA"]
+#: `tests/tl/conftest.py`'s ``PREDICT`` in `MetaFlowModel.transport`'s names.
+PER_CALL = {"solver": "euler", "n_steps": 5}
 POPULATIONS_KW = {"sample_key": "patient", "condition_key": "treatment", "control": "control"}
 
 
@@ -211,10 +213,30 @@ def test_predict_subset_and_chunks(fitted, predict_kw):
 
 def test_dopri5_agrees_with_rk4(fitted):
     adata, model = fitted("mfm")
-    adaptive = mfm.tl.predict(adata, model, populations=DRUG_A)
+    adaptive = mfm.tl.predict(adata, model, populations=DRUG_A, solver="dopri5")
     fixed = mfm.tl.predict(adata, model, populations=DRUG_A, solver="rk4", n_steps=20)
     np.testing.assert_allclose(adaptive.X, fixed.X, atol=1e-3)
     assert adaptive.uns["mfm_prediction"]["n_steps"] == -1
+    default = mfm.tl.predict(adata, model, populations=DRUG_A)
+    assert default.uns["mfm_prediction"]["solver"] == "midpoint"
+    assert default.uns["mfm_prediction"]["n_steps"] == 4
+    np.testing.assert_allclose(default.X, fixed.X, atol=0.05)
+
+
+def test_batched_solve_equals_one_solve_per_population(fitted, predict_kw):
+    adata, model = fitted("mfm")
+    pred = mfm.tl.predict(adata, model, **predict_kw)  # every population in one solve
+    table = adata.uns["mfm"]["populations"]
+    for population in TREATED:
+        rows = (adata.obs["mfm_population"] == table.loc[population, "source"]).to_numpy()
+        x0 = adata.X[rows]
+        h = model.embed(x0, table.loc[population, "source"], 0)
+        one = model.transport(x0, h, table.loc[population, "condition"], **PER_CALL)
+        got = pred[pred.obs["mfm_population"] == population].X
+        np.testing.assert_allclose(got, one, atol=1e-5)
+    for chunk_size in (50, 130):  # solves of part of a population, of one and a bit
+        other = mfm.tl.predict(adata, model, chunk_size=chunk_size, **predict_kw)
+        np.testing.assert_allclose(other.X, pred.X, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["mfm", "cgfm", "fm"])
