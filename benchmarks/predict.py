@@ -20,7 +20,15 @@ setting whose W1 is within 2 % of the reference's and its speed-up, and time the
 published once on one population: torchdyn without an interpolator makes each of the 500
 output times a dopri5 step (~3000 evaluations); torchdiffeq's ``step_t`` reproduces that.
 
+The first table ("whole prediction") compares the prediction path of ``mfm.tl.predict`` before
+batching (per population: embedding, then dopri5 1e-5) with the batched path it uses now (all
+embeddings in batched GCN passes, the cells of many populations in one solve of
+``--chunk-size`` cells) for dopri5 and ``--batched-solvers``, on every held-out population
+(``--batched-cells``), embeddings included in the times; W1 and cell error are against the
+path before.
+
     python benchmarks/predict.py --threads 1
+    python benchmarks/predict.py --threads 1 --datasets organoid --batched-only
     python benchmarks/predict.py --quick            # CI smoke test
 """
 
