@@ -66,8 +66,15 @@ class RowStore:
             parts.append(block[run - run[0]])
         return np.concatenate(parts)[inverse]
 
-    def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start, rows as stored)`` blocks of consecutive rows (sparse stays sparse)."""
+    def blocks(self, block_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, rows as stored)`` blocks of consecutive rows (sparse stays sparse).
+
+        Parameters
+        ----------
+        block_rows
+            Rows per block (default ``BLOCK_ROWS`` = 65536).
+        """
+        block_rows = BLOCK_ROWS if block_rows is None else block_rows
         for start in range(0, self.shape[0], block_rows):
             block = self.matrix[start : start + block_rows]
             yield start, block if sparse.issparse(block) else np.asarray(block)

@@ -359,7 +359,7 @@ class MetaFlowModel(BaseModel):
         self.module.eval()
         sizes = [len(x) for x in x0]
         out: list[np.ndarray] = []
-        for group in _groups(sizes, chunk_size):
+        for group in groups_of_rows(sizes, chunk_size):
             x = torch.as_tensor(
                 np.concatenate([x0[i] for i in group]), dtype=torch.float32, device=self.device
             )
@@ -380,7 +380,7 @@ class MetaFlowModel(BaseModel):
         return out
 
 
-def _groups(sizes: Sequence[int], chunk_size: int) -> list[list[int]]:
+def groups_of_rows(sizes: Sequence[int], chunk_size: int) -> list[list[int]]:
     """Consecutive indices grouped so each group has about ``chunk_size`` rows (at least one)."""
     groups: list[list[int]] = [[]]
     total = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,9 @@ from .._utils import as_numpy_rng, make_actual
 from ..data import PopulationPairs
 from ..flows.solve import FIXED_STEP_METHODS
 from ._fit import embedding_frame
-from ._model import MetaFlowModel
+from ._model import MetaFlowModel, groups_of_rows
 from ._pairs import population_pairs, populations_table
+from ._prediction_file import PredictionFile
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ def predict(
     rtol: float = 1e-5,
     chunk_size: int = 32768,
     random_state: int = 0,
+    out: str | Path | None = None,
     key_added: str = "mfm",
 ) -> AnnData:
     """Predict treated populations by integrating the learned flow from their controls.
@@ -71,6 +74,10 @@ def predict(
         (bounds memory; larger is faster, on a GPU especially).
     random_state
         Seed of the embedding subsample and of noise sources.
+    out
+        Path of an ``.h5ad`` file: the predicted cells are written there group of
+        populations by group as they are produced (never all in memory), and the returned
+        AnnData is that file opened with ``backed="r"``. ``None`` (default): in memory.
     key_added
         Key of the populations written by :func:`mfm.pp.populations`.
 
@@ -104,46 +111,68 @@ def predict(
     pairs, table, features = population_pairs(adata, keys, model.config.treatments)
     model.check_features(features)
     targets = _resolve_targets(pairs, populations)
-    rng = as_numpy_rng(random_state)
-
-    sources = np.unique(pairs.source[targets])
-    embedded = model.embed_populations(
-        [pairs.population_cells(s) for s in sources],
-        [pairs.names[s] for s in sources],
-        random_state,
-    )
-    row_of = {s: i for i, s in enumerate(sources)}
-    x0 = [pairs.population_cells(pairs.source[target]) for target in targets]
-    if model.config.source == "noise":
-        x0 = [model.noise(len(x), rng) for x in x0]
-    treatments = [pairs.treatments[pairs.treatment[target]] for target in targets]
-    predicted = model.transport_populations(
-        x0,
-        embedded[[row_of[pairs.source[target]] for target in targets]],
-        treatments,
-        solver=solver,
-        n_steps=n_steps,
-        atol=atol,
-        rtol=rtol,
-        chunk_size=chunk_size,
-    )
-    for target, x, treatment in zip(targets, predicted, treatments, strict=True):
-        _check_prediction(x, pairs.names[target], treatment)
     from_cells = model.config.source == "control"
-    pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, from_cells)
-    pred.uns[K.PREDICTION_UNS] = {
+    uns = {
         K.METHOD: model.label,
         "key_added": key_added,
         "solver": solver,
         "n_steps": -1 if n_steps is None else int(n_steps),
         K.USE_REP: str(model.config.use_rep),
     }
-    write_prediction(adata, pairs, targets, predicted, keys, from_cells)
+    obs = prediction_obs(adata, pairs, table, targets, keys, from_cells)
+    sink = (
+        PredictionFile(out, obs, features, {K.PREDICTION_UNS: uns})
+        if out is not None
+        else _InMemory()
+    )
+    obsm = _ObsmWriter(adata, pairs, keys, from_cells and not adata.isbacked)
+    options = {"solver": solver, "n_steps": n_steps, "atol": atol, "rtol": rtol}
+    embedded: dict[int, np.ndarray] = {}
+    rng = as_numpy_rng(random_state)
+    sizes = [len(pairs.cells[pairs.source[t]]) for t in targets]
+    for group in groups_of_rows(sizes, chunk_size):
+        chosen = targets[group]
+        cells = {s: pairs.population_cells(s) for s in np.unique(pairs.source[chosen])}
+        new = [s for s in cells if s not in embedded]
+        if new:
+            h = model.embed_populations([cells[s] for s in new], [pairs.names[s] for s in new],
+                                        random_state)  # fmt: skip
+            embedded.update(zip(new, h, strict=True))
+        x0 = [cells[pairs.source[t]] for t in chosen]
+        if not from_cells:
+            x0 = [model.noise(len(x), rng) for x in x0]
+        treatments = [pairs.treatments[pairs.treatment[t]] for t in chosen]
+        h = np.stack([embedded[pairs.source[t]] for t in chosen])
+        predicted = model.transport_populations(x0, h, treatments, chunk_size=chunk_size, **options)
+        for target, x, treatment in zip(chosen, predicted, treatments, strict=True):
+            _check_prediction(x, pairs.names[target], treatment)
+            obsm.add(target, x)
+        sink.add(predicted)
+    obsm.finish()
+    if out is None:
+        pred = AnnData(
+            X=np.concatenate(sink.blocks).astype(np.float32, copy=False),
+            obs=obs,
+            var=pd.DataFrame(index=pd.Index(features, dtype=str)),
+        )
+        pred.uns[K.PREDICTION_UNS] = uns
+    else:
+        pred = sink.close()
     if model.config.method != "fm":
-        names = [pairs.names[s] for s in sources]
-        _merge_embedding(adata, keys, embedding_frame(names, list(embedded)))
+        names = [pairs.names[s] for s in embedded]
+        _merge_embedding(adata, keys, embedding_frame(names, list(embedded.values())))
     logger.info("predicted %d populations (%d cells)", len(targets), pred.n_obs)
     return pred
+
+
+class _InMemory:
+    """Collects the predicted blocks (the default, ``out=None``)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def add(self, predicted: list[np.ndarray]) -> None:
+        self.blocks += predicted
 
 
 def _resolve_targets(pairs: PopulationPairs, populations: Sequence[str] | None) -> np.ndarray:
@@ -206,32 +235,45 @@ def prediction_anndata(
     from_cells: bool,
 ) -> AnnData:
     """Assemble predicted cells of ``targets`` into an AnnData (see :func:`predict`)."""
+    return AnnData(
+        X=np.concatenate(predicted).astype(np.float32),
+        obs=prediction_obs(adata, pairs, table, targets, keys, from_cells),
+        var=pd.DataFrame(index=pd.Index(features, dtype=str)),
+    )
+
+
+def prediction_obs(
+    adata: AnnData,
+    pairs: PopulationPairs,
+    table: pd.DataFrame,
+    targets: np.ndarray,
+    keys: K.Keys,
+    from_cells: bool,
+) -> pd.DataFrame:
+    """``pred.obs`` of ``targets``: one row per cell of each target's control population."""
     params = adata.uns[keys.uns][keys.params]
     sample_keys, condition_key = list(params["sample_key"]), params["condition_key"]
     blocks = []
-    for target, x in zip(targets, predicted, strict=True):
+    for target in targets:
         name, source = pairs.names[target], pairs.names[pairs.source[target]]
         row = table.loc[name]
-        cells = adata.obs_names[pairs.cells[pairs.source[target]]] if from_cells else [""] * len(x)
+        n = len(pairs.cells[pairs.source[target]])
+        cells = adata.obs_names[pairs.cells[pairs.source[target]]] if from_cells else [""] * n
         block = pd.DataFrame(
             {
                 keys.obs_population: name,
                 keys.obs_source: source,
                 condition_key: row[K.CONDITION],
                 **{c: row[c] for c in sample_keys},
-                K.SOURCE_CELL: np.asarray(cells, dtype=str)[: len(x)],
+                K.SOURCE_CELL: np.asarray(cells, dtype=str),
             },
-            index=[f"{name}-{i}" for i in range(len(x))],
+            index=[f"{name}-{i}" for i in range(n)],
         )
         blocks.append(block)
     obs = pd.concat(blocks)
     for column in [keys.obs_population, keys.obs_source, condition_key]:
         obs[column] = pd.Categorical(obs[column])
-    return AnnData(
-        X=np.concatenate(predicted).astype(np.float32),
-        obs=obs,
-        var=pd.DataFrame(index=pd.Index(features, dtype=str)),
-    )
+    return obs
 
 
 def write_prediction(
@@ -242,36 +284,57 @@ def write_prediction(
     keys: K.Keys,
     from_cells: bool,
 ) -> None:
-    """Write each control cell's predictions into ``adata.obsm`` (see :func:`predict`).
+    """Write each control cell's predictions into ``adata.obsm`` (see :func:`predict`)."""
+    writer = _ObsmWriter(adata, pairs, keys, from_cells)
+    for target, x in zip(targets, predicted, strict=True):
+        writer.add(target, x)
+    writer.finish()
 
-    One ``obsm['X_{key}_{treatment}']`` per predicted treatment, listed in
-    ``uns[key]['predicted_treatments']``, and ``obsm['X_{key}']`` when every control
-    population has one predicted treatment. Entries of an earlier prediction are removed
-    first, so none holds a stale prediction; nothing is written for noise sources.
+
+class _ObsmWriter:
+    """Fills ``obsm['X_{key}_{treatment}']`` (and ``obsm['X_{key}']``) population by population.
+
+    One entry per predicted treatment, listed in ``uns[key]['predicted_treatments']``, and
+    ``obsm['X_{key}']`` when every control population has one predicted treatment. Entries of
+    an earlier prediction are removed first, so none holds a stale prediction; nothing is
+    written when ``enabled`` is False (noise sources, backed data).
     """
-    for treatment in adata.uns[keys.uns].pop(keys.predicted_treatments, []):
-        adata.obsm.pop(keys.obsm_treatment(str(treatment)), None)
-    adata.obsm.pop(keys.obsm_prediction, None)
-    if not from_cells:
-        return
-    codes = pairs.treatment[targets]
-    shape = (adata.n_obs, pairs.n_features)
-    written = []
-    for code in np.unique(codes):
-        out = np.full(shape, np.nan, dtype=np.float32)
-        for target, x in zip(targets, predicted, strict=True):
-            if pairs.treatment[target] == code:
-                out[pairs.cells[pairs.source[target]]] = x
-        treatment = pairs.treatments[code]
-        adata.obsm[keys.obsm_treatment(treatment)] = out
-        written.append(treatment)
-    adata.uns[keys.uns][keys.predicted_treatments] = written
-    sources = pairs.source[targets]
-    if len(np.unique(sources)) == len(sources):
-        out = np.full(shape, np.nan, dtype=np.float32)
-        for source, x in zip(sources, predicted, strict=True):
-            out[pairs.cells[source]] = x
-        adata.obsm[keys.obsm_prediction] = out
+
+    def __init__(self, adata: AnnData, pairs: PopulationPairs, keys: K.Keys, enabled: bool):
+        for treatment in adata.uns[keys.uns].pop(keys.predicted_treatments, []):
+            adata.obsm.pop(keys.obsm_treatment(str(treatment)), None)
+        adata.obsm.pop(keys.obsm_prediction, None)
+        self.adata, self.pairs, self.keys, self.enabled = adata, pairs, keys, enabled
+        self.by_treatment: dict[int, np.ndarray] = {}
+        self.sources: list[int] = []
+
+    def add(self, target: int, x: np.ndarray) -> None:
+        """Write the prediction ``x`` of population ``target`` at its control cells' rows."""
+        if not self.enabled:
+            return
+        code = int(self.pairs.treatment[target])
+        if code not in self.by_treatment:
+            shape = (self.adata.n_obs, self.pairs.n_features)
+            self.by_treatment[code] = np.full(shape, np.nan, dtype=np.float32)
+        source = self.pairs.source[target]
+        self.by_treatment[code][self.pairs.cells[source]] = x
+        self.sources.append(int(source))
+
+    def finish(self) -> None:
+        """Store the entries in ``adata`` (``X_{key}`` when every source has one treatment)."""
+        if not self.enabled:
+            return
+        codes = sorted(self.by_treatment)
+        treatments = [self.pairs.treatments[c] for c in codes]
+        for code, treatment in zip(codes, treatments, strict=True):
+            self.adata.obsm[self.keys.obsm_treatment(treatment)] = self.by_treatment[code]
+        self.adata.uns[self.keys.uns][self.keys.predicted_treatments] = treatments
+        if len(set(self.sources)) == len(self.sources):
+            combined = self.by_treatment[codes[0]].copy()
+            for code in codes[1:]:
+                rows = ~np.isnan(self.by_treatment[code][:, 0])
+                combined[rows] = self.by_treatment[code][rows]
+            self.adata.obsm[self.keys.obsm_prediction] = combined
 
 
 def _merge_embedding(adata: AnnData, keys: K.Keys, embedding: pd.DataFrame) -> None:
