@@ -24,6 +24,10 @@ from pathlib import Path
 import anndata as ad
 import torch
 
+import mfm
+
+from . import _keys as K
+
 logger = logging.getLogger("mfm.cli")
 
 #: `mfm.tl.fit` parameters that are not command options (set by the command itself).
@@ -32,8 +36,6 @@ FIT_FIXED = ("adata", "key_added", "progress")
 
 def add_fit_command(commands: argparse._SubParsersAction) -> None:
     """Register ``mfm fit``."""
-    import mfm
-
     parser = commands.add_parser(
         "fit",
         help="define populations, split, train a model and save it (torchrun: DDP)",
@@ -47,6 +49,9 @@ def add_fit_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace a saved model at --out")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument(
+        "--backed", action="store_true", help="read the data with backed='r' (out of core)"
+    )
     options = parser.add_argument_group("options of mfm.tl.fit")
     for name, add in _function_options(mfm.tl.fit, FIT_FIXED).items():
         add(options, name)
@@ -78,16 +83,17 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--random-state", type=int, default=0, help="seed")
     parser.add_argument("--key-added", default="mfm", help="key of the populations")
+    parser.add_argument(
+        "--backed", action="store_true", help="read the data with backed='r' (out of core)"
+    )
     parser.set_defaults(run=run_predict)
 
 
 def run_fit(args: argparse.Namespace) -> None:
     """Read, define populations, split, train; rank 0 saves the model."""
-    import mfm
-
     rank, world, device = _join_process_group(getattr(args, "device", "auto"))
     try:
-        adata = ad.read_h5ad(args.data)
+        adata = ad.read_h5ad(args.data, backed="r" if args.backed else None)
         _populations(adata, args)
         if args.split_by:
             mfm.pp.split(adata, by=args.split_by, test=args.test, val=args.val)
@@ -113,13 +119,11 @@ def run_fit(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     """Read the data and the model, define populations if needed, predict and write."""
-    import mfm
-
     if int(os.environ.get("RANK", "0")) != 0:
         return  # prediction is not distributed: one writer
     model = mfm.tl.load(args.model, device=args.device)
-    adata = ad.read_h5ad(args.data)
-    keys = mfm._keys.Keys(args.key_added)
+    adata = ad.read_h5ad(args.data, backed="r" if args.backed else None)
+    keys = K.Keys(args.key_added)
     if keys.populations not in adata.uns.get(keys.uns, {}):
         config = model.config
         mfm.pp.populations(
@@ -134,11 +138,11 @@ def run_predict(args: argparse.Namespace) -> None:
     table = adata.uns[keys.uns][keys.populations]
     populations = args.populations
     if populations is None:
-        chosen = table[mfm._keys.CONDITION].astype(str).isin(model.config.treatments)
+        chosen = table[K.CONDITION].astype(str).isin(model.config.treatments)
         if args.split_by:
             mfm.pp.split(adata, by=args.split_by, test=args.test, key_added=args.key_added)
             table = adata.uns[keys.uns][keys.populations]
-            chosen &= table[mfm._keys.SPLIT].astype(str) == mfm._keys.TEST
+            chosen &= table[K.SPLIT].astype(str) == K.TEST
         populations = table.index[chosen].tolist()
     pred = mfm.tl.predict(
         adata,
@@ -148,10 +152,9 @@ def run_predict(args: argparse.Namespace) -> None:
         n_steps=args.n_steps,
         chunk_size=args.chunk_size,
         random_state=args.random_state,
+        out=args.out,  # written population by population
         key_added=args.key_added,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pred.write_h5ad(args.out)
     logger.info(
         "wrote %s: %d predicted cells of %d populations", args.out, pred.n_obs, len(populations)
     )
@@ -169,8 +172,6 @@ def _add_population_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _populations(adata: ad.AnnData, args: argparse.Namespace) -> None:
-    import mfm
-
     mfm.pp.populations(
         adata,
         sample_key=args.sample_key,

@@ -39,7 +39,7 @@ def test_fit_and_predict_commands_match_the_functions(data, tmp_path):
     main(["fit", str(data), *POPULATIONS, *SPLIT, "--out", str(tmp_path / "model"), *_flags(TINY)])
     main(["predict", str(data), str(tmp_path / "model"), "--out", str(tmp_path / "pred.h5ad"),
           "--split-by", "patient", "--test", "P2", "--solver", "euler",
-          "--n-steps", "3"])  # fmt: skip
+          "--n-steps", "3", "--backed"])  # fmt: skip
     loaded = mfm.tl.load(tmp_path / "model", device="cpu")
     written = ad.read_h5ad(tmp_path / "pred.h5ad")
 
