@@ -76,3 +76,13 @@ def test_prediction_file_must_be_h5ad(fitted, predict_kw, tmp_path):
     adata, model = fitted("mfm")
     with pytest.raises(ValueError, match=r"`out` must name an \.h5ad file"):
         mfm.tl.predict(adata, model, out=tmp_path / "pred.zarr", **predict_kw)
+
+
+def test_failed_prediction_leaves_no_file(fitted, predict_kw, tmp_path, monkeypatch):
+    adata, model = fitted("mfm")
+    monkeypatch.setattr(
+        model, "transport_populations", lambda x0, *a, **k: [x * np.nan for x in x0]
+    )
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mfm.tl.predict(adata, model, out=tmp_path / "pred.h5ad", **predict_kw)
+    assert list(tmp_path.iterdir()) == []

@@ -127,27 +127,11 @@ def predict(
     )
     obsm = _ObsmWriter(adata, pairs, keys, from_cells and not adata.isbacked)
     options = {"solver": solver, "n_steps": n_steps, "atol": atol, "rtol": rtol}
-    embedded: dict[int, np.ndarray] = {}
-    rng = as_numpy_rng(random_state)
-    sizes = [len(pairs.cells[pairs.source[t]]) for t in targets]
-    for group in groups_of_rows(sizes, chunk_size):
-        chosen = targets[group]
-        cells = {s: pairs.population_cells(s) for s in np.unique(pairs.source[chosen])}
-        new = [s for s in cells if s not in embedded]
-        if new:
-            h = model.embed_populations([cells[s] for s in new], [pairs.names[s] for s in new],
-                                        random_state)  # fmt: skip
-            embedded.update(zip(new, h, strict=True))
-        x0 = [cells[pairs.source[t]] for t in chosen]
-        if not from_cells:
-            x0 = [model.noise(len(x), rng) for x in x0]
-        treatments = [pairs.treatments[pairs.treatment[t]] for t in chosen]
-        h = np.stack([embedded[pairs.source[t]] for t in chosen])
-        predicted = model.transport_populations(x0, h, treatments, chunk_size=chunk_size, **options)
-        for target, x, treatment in zip(chosen, predicted, treatments, strict=True):
-            _check_prediction(x, pairs.names[target], treatment)
-            obsm.add(target, x)
-        sink.add(predicted)
+    try:
+        embedded = _solve(model, pairs, targets, sink, obsm, options, chunk_size, random_state)
+    except BaseException:
+        sink.abort()
+        raise
     obsm.finish()
     if out is None:
         pred = AnnData(
@@ -165,6 +149,45 @@ def predict(
     return pred
 
 
+def _solve(
+    model: MetaFlowModel,
+    pairs: PopulationPairs,
+    targets: np.ndarray,
+    sink: _InMemory | PredictionFile,
+    obsm: _ObsmWriter,
+    options: dict,
+    chunk_size: int,
+    random_state: int,
+) -> dict[int, np.ndarray]:
+    """Predict ``targets`` group by group (about ``chunk_size`` cells each) into ``sink``.
+
+    A group's control populations are read once, embedded once (embeddings are kept for
+    later groups) and all its cells integrated in one batched solve. Returns the embeddings.
+    """
+    embedded: dict[int, np.ndarray] = {}
+    rng = as_numpy_rng(random_state)
+    sizes = [len(pairs.cells[pairs.source[t]]) for t in targets]
+    for group in groups_of_rows(sizes, chunk_size):
+        chosen = targets[group]
+        cells = {s: pairs.population_cells(s) for s in np.unique(pairs.source[chosen])}
+        new = [s for s in cells if s not in embedded]
+        if new:
+            names = [pairs.names[s] for s in new]
+            h = model.embed_populations([cells[s] for s in new], names, random_state)
+            embedded.update(zip(new, h, strict=True))
+        x0 = [cells[pairs.source[t]] for t in chosen]
+        if model.config.source == "noise":
+            x0 = [model.noise(len(x), rng) for x in x0]
+        treatments = [pairs.treatments[pairs.treatment[t]] for t in chosen]
+        h = np.stack([embedded[pairs.source[t]] for t in chosen])
+        predicted = model.transport_populations(x0, h, treatments, chunk_size=chunk_size, **options)
+        for target, x, treatment in zip(chosen, predicted, treatments, strict=True):
+            _check_prediction(x, pairs.names[target], treatment)
+            obsm.add(target, x)
+        sink.add(predicted)
+    return embedded
+
+
 class _InMemory:
     """Collects the predicted blocks (the default, ``out=None``)."""
 
@@ -173,6 +196,9 @@ class _InMemory:
 
     def add(self, predicted: list[np.ndarray]) -> None:
         self.blocks += predicted
+
+    def abort(self) -> None:
+        self.blocks.clear()
 
 
 def _resolve_targets(pairs: PopulationPairs, populations: Sequence[str] | None) -> np.ndarray:

@@ -67,6 +67,11 @@ class PredictionFile:
             self.x[self.written : self.written + len(x)] = x.astype(np.float32, copy=False)
             self.written += len(x)
 
+    def abort(self) -> None:
+        """Close and delete the unfinished file (the destination is left as it was)."""
+        self.file.close()
+        self.temporary.unlink(missing_ok=True)
+
     def close(self) -> ad.AnnData:
         """Finish the file and return it opened with ``backed="r"``."""
         complete = self.written == self.x.shape[0]
