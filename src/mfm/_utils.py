@@ -191,3 +191,20 @@ def feature_rows(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray | RowS
     if is_on_disk(matrix) or sparse.issparse(matrix):
         return RowStore(matrix), names
     return matrix.astype(np.float32, copy=False), names
+
+
+def group_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Group of every row (numbered by first appearance) and the first row of each group.
+
+    Rows are grouped by the values of all columns of ``frame``, through integer codes
+    (``pd.factorize``; NaN is a value of its own), never through strings per row.
+    """
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in frame.columns:
+        codes, uniques = pd.factorize(frame[column], sort=False)
+        key = key * (len(uniques) + 1) + codes + 1
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]

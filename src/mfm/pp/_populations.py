@@ -12,7 +12,7 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_no_separator, check_obs_columns, check_positive_int
-from .._utils import feature_matrix, make_actual
+from .._utils import feature_matrix, group_codes, make_actual
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _population_table(
     Cells are grouped by the integer codes of their columns, and strings are built for the
     populations only (not per cell), so millions of cells cost a few integer passes.
     """
-    group, first = _group_codes(obs[[*sample_keys, condition_key]])
+    group, first = group_codes(obs[[*sample_keys, condition_key]])
     parts = obs.iloc[first][sample_keys].astype(str)
     sample_ids = parts.agg(ID_SEPARATOR.join, axis=1).to_numpy()
     conditions = obs[condition_key].iloc[first].astype(str).to_numpy()
@@ -181,19 +181,6 @@ def _population_table(
             table[column] = table[column].astype(str)
     table = table.sort_values([*sample_keys, K.CONDITION], kind="stable")
     return table, labels
-
-
-def _group_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Group of every row (numbered by first appearance) and the first row of each group."""
-    key = np.zeros(len(frame), dtype=np.int64)
-    for column in frame.columns:
-        codes, uniques = pd.factorize(frame[column], sort=False)
-        key = key * (len(uniques) + 1) + codes
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # groups in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.reshape(-1)], first[order]
 
 
 def _drop_small(
