@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         default=[("euler", 4), ("midpoint", 2), ("midpoint", 4), ("rk4", 1), ("rk4", 2)],
         help="fixed-step solvers of the batched paths, as method:n",
     )
-    parser.add_argument("--chunk-size", type=int, default=32768, help="cells per batched solve")
+    parser.add_argument("--chunk-size", type=int, default=8192, help="cells per batched solve")
     parser.add_argument(
         "--batched-only", action="store_true", help="only the per-population vs batched table"
     )

@@ -79,7 +79,9 @@ def add_predict_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-cells", type=int, default=50, help="see mfm.pp.populations")
     parser.add_argument("--solver", default="midpoint", help="midpoint, rk4, euler or dopri5")
     parser.add_argument("--n-steps", type=int, default=None, help="steps of fixed-step solvers")
-    parser.add_argument("--chunk-size", type=int, default=32768, help="cells per batched solve")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="cells per batched solve (8192 CPU, 65536 GPU)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--random-state", type=int, default=0, help="seed")
     parser.add_argument("--key-added", default="mfm", help="key of the populations")

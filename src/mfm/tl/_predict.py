@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: Steps of the fixed-step solvers when ``predict(n_steps=None)`` (see ``benchmarks/predict.py``).
 PREDICT_N_STEPS = 4
+#: Cells per batched solve when ``predict(chunk_size=None)``, on the CPU and on a GPU.
+CHUNK_CPU, CHUNK_CUDA = 8192, 65536
 
 
 def predict(
@@ -34,7 +36,7 @@ def predict(
     n_steps: int | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-5,
-    chunk_size: int = 32768,
+    chunk_size: int | None = None,
     random_state: int = 0,
     out: str | Path | None = None,
     key_added: str = "mfm",
@@ -70,8 +72,9 @@ def predict(
         Relative tolerance of dopri5.
     chunk_size
         Cells integrated at once, all populations together: the cells of consecutive
-        populations share one batched solve, each row with its population's condition
-        (bounds memory; larger is faster, on a GPU especially).
+        populations share one batched solve, each row with its population's condition.
+        Bounds memory (about 10 KB per cell on top of the data); ``None``: 8192 on the CPU
+        (larger chunks are no faster there and cost ~300 MB more at 32768), 65536 on a GPU.
     random_state
         Seed of the embedding subsample and of noise sources.
     out
@@ -106,6 +109,8 @@ def predict(
     keys = K.Keys(key_added)
     if n_steps is None and solver in FIXED_STEP_METHODS:
         n_steps = PREDICT_N_STEPS
+    if chunk_size is None:
+        chunk_size = CHUNK_CUDA if model.device.type == "cuda" else CHUNK_CPU
     make_actual(adata)
     model.check_use_rep(populations_table(adata, keys)[1][K.USE_REP])
     pairs, table, features = population_pairs(adata, keys, model.config.treatments)
