@@ -87,16 +87,30 @@ def write_screen(path: Path, n_cells: int, cells_per_population: int, seed: int)
                 codes[c][start:stop] = chunk.obs[c].cat.codes.to_numpy()
             start = stop
             del chunk
-        obs = pd.DataFrame(
-            {c: pd.Categorical.from_codes(codes[c], categories=categories[c]) for c in columns},
-            index=pd.Index(np.char.add("c", np.arange(total).astype(str)).astype(object)),
-        )
-        write_elem(file, "obs", obs)
+        _write_obs(file, {c: pd.Categorical.from_codes(codes[c], categories[c]) for c in columns})
         write_elem(file, "var", var)
         for name in ("uns", "obsm", "varm", "obsp", "varp", "layers"):
             write_elem(file, name, {})
     ad.read_h5ad(path, backed="r").file.close()  # readable
     return {"cells": total, "patients": n_patients, "cells_per_population": per_population}
+
+
+def _write_obs(file, columns: dict, block: int = 1_000_000) -> None:
+    """``obs`` of categorical columns and names ``c0, c1, ...``, the names in blocks."""
+    import h5py
+    from anndata.io import write_elem
+
+    total = len(next(iter(columns.values())))
+    obs = file.create_group("obs")
+    obs.attrs["encoding-type"], obs.attrs["encoding-version"] = "dataframe", "0.2.0"
+    obs.attrs["_index"], obs.attrs["column-order"] = "_index", list(columns)
+    index = obs.create_dataset("_index", shape=(total,), dtype=h5py.string_dtype())
+    index.attrs["encoding-type"], index.attrs["encoding-version"] = "string-array", "0.2.0"
+    for start in range(0, total, block):
+        stop = min(total, start + block)
+        index[start:stop] = [f"c{i}" for i in range(start, stop)]
+    for name, values in columns.items():
+        write_elem(obs, name, values)
 
 
 def _prepare(path: Path):
