@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("read", "pp", "fit", "predict", "evaluate")
+#: Stages run in child processes (the writer too, so the parent stays small).
+CHILD_STAGES = ("write", *STAGES)
 #: Populations per patient of the simulator: 3 cultures x 2 replicates x (control + 3 drugs).
 POPULATIONS_PER_PATIENT = 24
 
@@ -46,6 +48,19 @@ def _rss_mb() -> float:
 
 
 def _peak_mb() -> float:
+    """Peak resident set size (MB) of this process.
+
+    ``VmHWM`` of /proc/self/status where there is one: Linux carries ``ru_maxrss`` across
+    ``execve``, so a child process started by a large parent would report the parent's
+    peak; the high-water mark of the process's own memory map starts afresh.
+    """
+    try:
+        with open("/proc/self/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -196,29 +211,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the data file")
-    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # child processes
+    parser.add_argument("--stage", choices=CHILD_STAGES, help=argparse.SUPPRESS)  # children
     args = parser.parse_args(argv)
+    if args.stage == "write":
+        start = time.perf_counter()
+        size = write_screen(
+            args.dir / "screen.h5ad", args.cells, args.cells_per_population, args.seed
+        )
+        size |= {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_mb()}
+        print(json.dumps(size))
+        return
     if args.stage:
         print(json.dumps(run_stage(args.stage, args)))
         return
     args.dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    size = write_screen(args.dir / "screen.h5ad", args.cells, args.cells_per_population, args.seed)
+    size = _child("write", args)
     gb = (args.dir / "screen.h5ad").stat().st_size / 1e9
     print(
         f"wrote {size['cells']:,} cells x 40 markers ({size['patients']} patients, "
         f"{size['patients'] * POPULATIONS_PER_PATIENT} populations of "
         f"{size['cells_per_population']:,} cells; {gb:.2f} GB) in "
-        f"{time.perf_counter() - start:.0f} s, peak RSS {_peak_mb():,.0f} MB\n"
+        f"{size['seconds']:.0f} s, peak RSS {size['peak_rss_mb']:,.0f} MB\n"
     )
-    rows = []
-    for stage in STAGES:
-        command = [sys.executable, __file__, "--stage", stage, *_passed(args)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(done.stderr[-3000:])
-            raise SystemExit(f"stage {stage} failed")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows = [_child(stage, args) for stage in STAGES]
     print("| stage | seconds | rate | peak RSS (MB) | growth over import (MB) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
@@ -239,11 +254,19 @@ def main(argv: list[str] | None = None) -> None:
             (args.dir / name).unlink(missing_ok=True)
 
 
-def _passed(args) -> list[str]:
-    return [
-        "--dir", str(args.dir), "--steps", str(args.steps), "--device", args.device,
-        "--threads", str(args.threads),
+def _child(stage: str, args) -> dict:
+    """Run ``stage`` in a fresh process; its JSON result."""
+    command = [
+        sys.executable, __file__, "--stage", stage, "--dir", str(args.dir),
+        "--steps", str(args.steps), "--device", args.device, "--threads", str(args.threads),
+        "--cells", str(args.cells), "--cells-per-population", str(args.cells_per_population),
+        "--seed", str(args.seed),
     ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-3000:])
+        raise SystemExit(f"stage {stage} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
