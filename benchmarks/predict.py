@@ -20,7 +20,15 @@ setting whose W1 is within 2 % of the reference's and its speed-up, and time the
 published once on one population: torchdyn without an interpolator makes each of the 500
 output times a dopri5 step (~3000 evaluations); torchdiffeq's ``step_t`` reproduces that.
 
+The first table ("whole prediction") compares the prediction path of ``mfm.tl.predict`` before
+batching (per population: embedding, then dopri5 1e-5) with the batched path it uses now (all
+embeddings in batched GCN passes, the cells of many populations in one solve of
+``--chunk-size`` cells) for dopri5 and ``--batched-solvers``, on every held-out population
+(``--batched-cells``), embeddings included in the times; W1 and cell error are against the
+path before.
+
     python benchmarks/predict.py --threads 1
+    python benchmarks/predict.py --threads 1 --datasets organoid --batched-only
     python benchmarks/predict.py --quick            # CI smoke test
 """
 
@@ -54,6 +62,7 @@ class Task:
     embedding: list[np.ndarray]
     treatment: list[str]
     observed: list[np.ndarray]
+    source: list[str]
 
     @property
     def n_cells(self) -> int:
@@ -66,7 +75,7 @@ def held_out_task(adata, model: MetaFlowModel, random_state: int, n_cells: int) 
     held_out = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str).isin([K.VAL, K.TEST])))
     sizes = [len(pairs.cells[pairs.source[target]]) for target in held_out]
     count = min(len(held_out), max(1, int(np.ceil(n_cells / np.mean(sizes)))))
-    task = Task([], [], [], [])
+    task = Task([], [], [], [], [])
     for target in held_out[np.linspace(0, len(held_out) - 1, count).round().astype(int)]:
         source = pairs.source[target]
         task.x0.append(pairs.population_cells(source))
@@ -75,6 +84,7 @@ def held_out_task(adata, model: MetaFlowModel, random_state: int, n_cells: int) 
         )
         task.treatment.append(pairs.treatments[pairs.treatment[target]])
         task.observed.append(pairs.population_cells(target))
+        task.source.append(pairs.names[source])
     return task
 
 
@@ -91,8 +101,10 @@ def reference_transport(
     condition = model.module.condition(h, code).expand(len(x0), -1)
     x = torch.as_tensor(x0, dtype=torch.float32, device=model.device)
     model.module.eval()
-    out = reference_integrate(model.module, x, condition, step_to_outputs=step_to_outputs)
-    return out.cpu().numpy()
+    out = reference_integrate(
+        model.module, model.to_model_space(x), condition, step_to_outputs=step_to_outputs
+    )
+    return model.to_data_space(out).cpu().numpy()
 
 
 def solver_settings(model: MetaFlowModel, steps: list[int]) -> dict[str, Callable]:
@@ -153,7 +165,9 @@ def time_settings(model, settings: dict[str, Callable], task: Task, args, device
 
 def published_reference(model, task: Task, args, device) -> Timings:
     """The stand-in and the published stepping (every output time a step) on population 0."""
-    one = Task(task.x0[:1], task.embedding[:1], task.treatment[:1], task.observed[:1])
+    one = Task(
+        task.x0[:1], task.embedding[:1], task.treatment[:1], task.observed[:1], task.source[:1]
+    )
     settings = {
         "stand-in": lambda x0, h, c: reference_transport(model, x0, h, c),
         "published": lambda x0, h, c: reference_transport(model, x0, h, c, step_to_outputs=True),
@@ -167,11 +181,102 @@ def benchmark(name: str, adata, args, device: torch.device) -> None:
         adata, max_steps=args.steps, device=device, random_state=args.seed, progress=False
     )
     task = held_out_task(adata, model, args.seed, args.cells)
+    if args.batched_cells:
+        every = held_out_task(adata, model, args.seed, args.batched_cells)
+        batched_comparison(name, model, every, args, device)
+    if args.batched_only:
+        return
     timings = time_settings(model, solver_settings(model, args.n_steps), task, args, device)
     report(name, args, device, task, timings)
     if not args.skip_published:
         published = published_reference(model, task, args, device)
         report_published(name, args, task, timings, published)
+
+
+#: The per-population path of ``mfm.tl.predict`` before batching (its defaults then).
+PER_POPULATION = "per population: embed + dopri5 1e-5 each (tl.predict before)"
+
+
+def batched_settings(model: MetaFlowModel, args) -> dict[str, Callable[[Task], list]]:
+    """Name -> ``f(task) -> predictions`` of whole prediction paths, embeddings included.
+
+    The first is ``tl.predict`` before batching: one embedding and one dopri5 solve (atol =
+    rtol = 1e-5, 8192 cells per chunk) per population. The others embed every control
+    population in one batched GCN pass and integrate ``args.chunk_size`` cells of many
+    populations per solve (``MetaFlowModel.embed_populations`` / ``transport_populations``,
+    what ``tl.predict`` calls now).
+    """
+
+    def per_population(task: Task) -> list[np.ndarray]:
+        return [
+            model.transport(x0, model.embed(x0, name, args.seed), c)
+            for x0, name, c in zip(task.x0, task.source, task.treatment, strict=True)
+        ]
+
+    def batched(task: Task, **kwargs) -> list[np.ndarray]:
+        h = model.embed_populations(task.x0, task.source, args.seed)
+        return model.transport_populations(
+            task.x0, h, task.treatment, chunk_size=args.chunk_size, **kwargs
+        )
+
+    settings: dict[str, Callable[[Task], list]] = {PER_POPULATION: per_population}
+    settings["batched: dopri5 1e-5"] = batched
+    for method, n in args.batched_solvers:
+        settings[f"batched: {method}, n={n}"] = lambda task, m=method, n=n: batched(
+            task, solver=m, n_steps=n
+        )
+    return settings
+
+
+def batched_comparison(name: str, model: MetaFlowModel, task: Task, args, device) -> None:
+    """Old per-population path vs batched paths, interleaved in this process, with W1."""
+    settings = batched_settings(model, args)
+    outputs: dict[str, list[np.ndarray]] = {}
+
+    def timed(label: str) -> Callable[[], None]:
+        def run() -> None:
+            outputs[label] = settings[label](task)
+
+        return run
+
+    times = interleaved_times(
+        {label: timed(label) for label in settings},
+        repeats=args.repeats,
+        warmup=args.warmup,
+        device=device,
+    )
+    rate = {label: task.n_cells / median(values) for label, values in times.items()}
+    w1 = {label: mean_w1(out, task.observed, args) for label, out in outputs.items()}
+    old = PER_POPULATION
+    print(
+        f"\n{name}: whole prediction (embedding + integration) of {len(task.x0)} held-out "
+        f"populations, {task.n_cells} cells; batched solves of {args.chunk_size} cells; "
+        f"device={device}, torch threads={torch.get_num_threads()}\n"
+    )
+    rows = [
+        [
+            label,
+            f"{rate[label]:,.0f}",
+            f"{rate[label] / rate[old]:.1f}x",
+            f"{w1[label]:.4f}",
+            f"{100 * (w1[label] / w1[old] - 1):+.2f} %",
+            f"{cell_error(outputs[label], outputs[old]):.1e}",
+        ]
+        for label in settings
+    ]
+    header = ["path", "cells / s", "speed-up", "W1", "W1 vs before", "cell error vs before"]
+    print_table(header, rows, "lrrrrr")
+    close = [
+        label for label in rate if label != old and abs(w1[label] / w1[old] - 1) <= W1_TOLERANCE
+    ]
+    best = max(close, key=rate.get, default=None)
+    if best is None:
+        print(f"\n{name}: no batched path within {W1_TOLERANCE:.0%} of the W1 before")
+        return
+    print(
+        f"\n{name}: fastest batched path within {W1_TOLERANCE:.0%} of the W1 before: {best}, "
+        f"{rate[best]:,.0f} cells/s, {rate[best] / rate[old]:.1f}x tl.predict before batching"
+    )
 
 
 def mean_w1(predicted: list[np.ndarray], observed: list[np.ndarray], args) -> float:
@@ -257,6 +362,12 @@ def report_published(name, args, task: Task, timings: Timings, published: Timing
         )
 
 
+def _solver_steps(text: str) -> tuple[str, int]:
+    """``"midpoint:4"`` -> ``("midpoint", 4)``."""
+    method, _, n = text.partition(":")
+    return method, int(n)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="training steps per model")
@@ -268,6 +379,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-cells", type=int, default=1000, help="W1 subsample size")
     parser.add_argument(
         "--cells", type=int, default=3000, help="cells to predict per data set (whole populations)"
+    )
+    parser.add_argument(
+        "--batched-cells",
+        type=int,
+        default=30000,
+        help="cells for the per-population vs batched comparison (0: skip it)",
+    )
+    parser.add_argument(
+        "--batched-solvers",
+        type=_solver_steps,
+        nargs="+",
+        default=[("euler", 4), ("midpoint", 2), ("midpoint", 4), ("rk4", 1), ("rk4", 2)],
+        help="fixed-step solvers of the batched paths, as method:n",
+    )
+    parser.add_argument("--chunk-size", type=int, default=8192, help="cells per batched solve")
+    parser.add_argument(
+        "--batched-only", action="store_true", help="only the per-population vs batched table"
     )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
@@ -282,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     organoid = {"n_patients": 8, "n_cells": 300}
     if args.quick:
         args.steps, args.n_steps, args.repeats, args.n_points = 5, [2], 1, 60
-        args.cells = 200
+        args.cells, args.batched_cells = 200, 400
+        args.batched_solvers = [("midpoint", 2)]
         organoid = {"n_patients": 3, "n_cells": 60}
     if args.threads:
         torch.set_num_threads(args.threads)

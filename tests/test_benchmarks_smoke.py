@@ -107,6 +107,21 @@ def test_predict_quick(capsys):
     predict.main(["--quick", "--threads", "1", "--device", "cpu", "--datasets", "organoid"])
     out = capsys.readouterr().out
     assert "| reference: dopri5" in out and "ours: rk4, n=2" in out
+    assert "| per population: embed + dopri5 1e-5 each" in out and "batched: midpoint, n=2" in out
+
+
+@pytest.mark.slow
+def test_scale_quick(capsys, tmp_path):
+    import scale
+
+    scale.main(["--cells", "5000", "--cells-per-population", "60", "--steps", "2",
+                "--dir", str(tmp_path)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "wrote 4,992 cells x 40 markers (4 patients, 96 populations of 52 cells" in out
+    for stage in ("read", "pp", "fit", "predict", "evaluate"):
+        assert f"| {stage} |" in out
+    assert "36 populations, mean W1" in out  # 2 test patients x 18 treated
+    assert not list(tmp_path.glob("*.h5ad"))  # the data is deleted
 
 
 @pytest.mark.slow

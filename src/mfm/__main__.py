@@ -1,4 +1,7 @@
-"""Command line: ``python -m mfm demo`` (or ``mfm demo``).
+"""Command line: ``mfm demo``, ``mfm fit``, ``mfm predict`` (or ``python -m mfm ...``).
+
+``mfm fit`` and ``mfm predict`` train on and predict an h5ad file (see `mfm._cli`);
+``torchrun --nproc_per_node=N -m mfm fit ...`` trains with DDP.
 
 The demo trains Meta Flow Matching on the letters data, predicts the held-out letters
 X (val) and Y (test), prints the metrics beside the identity and mean-shift baselines, FM
@@ -21,6 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import mfm
+from mfm._cli import add_fit_command, add_predict_command
 
 logger = logging.getLogger("mfm.demo")
 
@@ -87,8 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--n-points", type=int, default=1000, help="cells per population")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--seed", type=int, default=0, help="random seed")
+    add_fit_command(commands)
+    add_predict_command(commands)
     args = parser.parse_args(argv)
     mfm.settings.verbosity = "info"  # mfm's handler writes the progress messages to stderr
+    if args.command != "demo":
+        args.run(args)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     summary = demo(
         args.out,

@@ -111,10 +111,13 @@ def check_finite(values: np.ndarray, what: str) -> None:
         raise ValueError(msg)
 
 
-def check_feature_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> None:
+def check_feature_values(
+    matrix: np.ndarray | sparse.spmatrix, what: str, *, row_offset: int = 0
+) -> None:
     """Raise when ``matrix`` is not real, holds NaN/inf, or holds values beyond float32.
 
-    Sparse matrices are checked on their stored values, without a dense copy.
+    Sparse matrices are checked on their stored values, without a dense copy. Rows named in
+    errors are counted from ``row_offset`` (the position of a streamed block).
     """
     if sparse.issparse(matrix):
         coo = matrix.tocoo()
@@ -132,7 +135,7 @@ def check_feature_values(matrix: np.ndarray | sparse.spmatrix, what: str) -> Non
 
     def rows(mask: np.ndarray) -> list[int]:
         found = row_of[mask] if row_of is not None else np.flatnonzero(mask.any(axis=1))
-        return np.unique(found)[:5].tolist()
+        return (np.unique(found)[:5] + row_offset).tolist()
 
     bad = ~np.isfinite(values)
     if bad.any():

@@ -60,12 +60,20 @@ class Keys:
         """``obsm['X_{key}']``: predicted state of each control cell."""
         return f"X_{self.key_added}"
 
+    def obsm_treatment(self, treatment: str) -> str:
+        """``obsm['X_{key}_{treatment}']``: predicted state of each control cell under a treatment.
+
+        A ``"/"`` in the treatment name (which h5ad cannot store in a key) becomes ``"_"``.
+        """
+        return f"X_{self.key_added}_{treatment.replace('/', '_')}"
+
     # entries of uns[key]
     populations: str = "populations"
     params: str = "params"
     history: str = "history"
     population_embedding: str = "population_embedding"
     metrics: str = "metrics"
+    predicted_treatments: str = "predicted_treatments"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._checks import check_feature_values, check_number, check_positive_int, check_seed
+from .data._rows import RowStore, is_on_disk
 
 RandomState: TypeAlias = int | np.random.Generator | None
 Device: TypeAlias = Literal["auto", "cpu", "cuda"] | str | torch.device
@@ -167,9 +168,43 @@ def feature_matrix(
     if matrix is None:
         msg = "`adata.X` is None; pass `use_rep` naming a layer or an obsm key."
         raise ValueError(msg)
-    if hasattr(matrix, "to_memory"):  # backed sparse (anndata's CSR/CSC dataset)
-        matrix = matrix.to_memory()
+    what = f"The features of `use_rep={use_rep!r}`"
+    if is_on_disk(matrix):  # backed h5ad / zarr: checked block by block, left on disk
+        for start, block in RowStore(matrix).blocks():
+            check_feature_values(block, what, row_offset=start)
+        return matrix, names
     if not sparse.issparse(matrix):
         matrix = np.asarray(matrix)
-    check_feature_values(matrix, f"The features of `use_rep={use_rep!r}`")
+    check_feature_values(matrix, what)
     return matrix, names
+
+
+def feature_rows(adata: AnnData, use_rep: str | None) -> tuple[np.ndarray | RowStore, list[str]]:
+    """Like :func:`get_features`, but rows on disk stay there: a `RowStore` reads them.
+
+    For an ``AnnData`` read with ``backed="r"`` (or zarr-backed) the matrix is checked in
+    streaming blocks and wrapped in a :class:`~mfm.data.RowStore`; sparse matrices in memory
+    are wrapped too (rows are densified only when read); dense arrays are returned as
+    float32 arrays.
+    """
+    matrix, names = feature_matrix(adata, use_rep)
+    if is_on_disk(matrix) or sparse.issparse(matrix):
+        return RowStore(matrix), names
+    return matrix.astype(np.float32, copy=False), names
+
+
+def group_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Group of every row (numbered by first appearance) and the first row of each group.
+
+    Rows are grouped by the values of all columns of ``frame``, through integer codes
+    (``pd.factorize``; NaN is a value of its own), never through strings per row.
+    """
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in frame.columns:
+        codes, uniques = pd.factorize(frame[column], sort=False)
+        key = key * (len(uniques) + 1) + codes + 1
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]

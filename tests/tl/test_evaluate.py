@@ -165,15 +165,17 @@ def test_h5ad_round_trip_of_every_output(fitted, predict_kw, tmp_path):
         "params",
         "population_embedding",
         "populations",
+        "predicted_treatments",
     ]
-    assert "X_mfm" in adata.obsm
+    assert {"X_mfm", "X_mfm_drugA", "X_mfm_drugB"} <= set(adata.obsm)
     adata.write_h5ad(tmp_path / "adata.h5ad")
     pred.write_h5ad(tmp_path / "pred.h5ad")
     back, pred_back = ad.read_h5ad(tmp_path / "adata.h5ad"), ad.read_h5ad(tmp_path / "pred.h5ad")
 
     _assert_same(dict(adata.uns), dict(back.uns))
     pd.testing.assert_frame_equal(back.obs, adata.obs)
-    np.testing.assert_array_equal(back.obsm["X_mfm"], adata.obsm["X_mfm"])
+    for key in ("X_mfm", "X_mfm_drugA", "X_mfm_drugB"):
+        np.testing.assert_array_equal(back.obsm[key], adata.obsm[key])
     np.testing.assert_array_equal(pred_back.X, pred.X)
     pd.testing.assert_frame_equal(pred_back.obs, pred.obs)
     assert pred_back.var_names.tolist() == pred.var_names.tolist()

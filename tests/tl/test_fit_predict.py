@@ -15,6 +15,8 @@ import mfm
 CONTROLS = ["P0|control", "P1|control", "P2|control"]
 TREATED = [f"P{p}|{d}" for p in range(3) for d in ("drugA", "drugB")]
 DRUG_A = ["P0|drugA", "P1|drugA", "P2|drugA"]
+#: `tests/tl/conftest.py`'s ``PREDICT`` in `MetaFlowModel.transport`'s names.
+PER_CALL = {"solver": "euler", "n_steps": 5}
 POPULATIONS_KW = {"sample_key": "patient", "condition_key": "treatment", "control": "control"}
 
 
@@ -158,7 +160,7 @@ def test_prediction_layout(fitted, predict_kw):
 
 def test_obsm_only_on_control_rows(fitted, predict_kw):
     adata, model = fitted("mfm")
-    mfm.tl.predict(adata, model, **predict_kw)  # two treatments per control: no obsm
+    mfm.tl.predict(adata, model, **predict_kw)  # two treatments per control: no X_mfm
     assert "X_mfm" not in adata.obsm
     pred = mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
     out = adata.obsm["X_mfm"]
@@ -168,6 +170,37 @@ def test_obsm_only_on_control_rows(fitted, predict_kw):
     assert np.isnan(out[~is_control]).all()
     rows = adata.obs_names.get_indexer(pred.obs["source_cell"])
     np.testing.assert_array_equal(out[rows], pred.X)
+    np.testing.assert_array_equal(adata.obsm["X_mfm_drugA"], out)
+    assert "X_mfm_drugB" not in adata.obsm  # the earlier prediction's entry is gone
+    assert adata.uns["mfm"]["predicted_treatments"] == ["drugA"]
+
+
+def test_obsm_per_treatment(fitted, predict_kw, tmp_path):
+    adata, model = fitted("mfm")
+    pred = mfm.tl.predict(adata, model, populations=[*DRUG_A, "P1|drugB"], **predict_kw)
+    assert adata.uns["mfm"]["predicted_treatments"] == ["drugA", "drugB"]
+    is_control = (adata.obs["treatment"] == "control").to_numpy()
+    is_p1 = (adata.obs["patient"] == "P1").to_numpy()
+    drug_a, drug_b = adata.obsm["X_mfm_drugA"], adata.obsm["X_mfm_drugB"]
+    assert np.isfinite(drug_a[is_control]).all() and np.isnan(drug_a[~is_control]).all()
+    assert np.isfinite(drug_b[is_control & is_p1]).all()
+    assert np.isnan(drug_b[~(is_control & is_p1)]).all()
+    for treatment, out in (("drugA", drug_a), ("drugB", drug_b)):
+        cells = pred[pred.obs["treatment"] == treatment]
+        rows = adata.obs_names.get_indexer(cells.obs["source_cell"])
+        np.testing.assert_array_equal(out[rows], cells.X)
+    assert "X_mfm" not in adata.obsm  # P1's control has two treatments
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obsm["X_mfm_drugB"], drug_b)
+    assert list(back.uns["mfm"]["predicted_treatments"]) == ["drugA", "drugB"]
+
+
+def test_obsm_not_written_for_noise_sources(fitted, predict_kw):
+    adata, model = fitted("mfm", source="noise")
+    mfm.tl.predict(adata, model, populations=DRUG_A, **predict_kw)
+    assert not [k for k in adata.obsm if k.startswith("X_mfm")]
+    assert "predicted_treatments" not in adata.uns["mfm"]
 
 
 def test_predict_subset_and_chunks(fitted, predict_kw):
@@ -180,10 +213,30 @@ def test_predict_subset_and_chunks(fitted, predict_kw):
 
 def test_dopri5_agrees_with_rk4(fitted):
     adata, model = fitted("mfm")
-    adaptive = mfm.tl.predict(adata, model, populations=DRUG_A)
+    adaptive = mfm.tl.predict(adata, model, populations=DRUG_A, solver="dopri5")
     fixed = mfm.tl.predict(adata, model, populations=DRUG_A, solver="rk4", n_steps=20)
     np.testing.assert_allclose(adaptive.X, fixed.X, atol=1e-3)
     assert adaptive.uns["mfm_prediction"]["n_steps"] == -1
+    default = mfm.tl.predict(adata, model, populations=DRUG_A)
+    assert default.uns["mfm_prediction"]["solver"] == "midpoint"
+    assert default.uns["mfm_prediction"]["n_steps"] == 4
+    np.testing.assert_allclose(default.X, fixed.X, atol=0.05)
+
+
+def test_batched_solve_equals_one_solve_per_population(fitted, predict_kw):
+    adata, model = fitted("mfm")
+    pred = mfm.tl.predict(adata, model, **predict_kw)  # every population in one solve
+    table = adata.uns["mfm"]["populations"]
+    for population in TREATED:
+        rows = (adata.obs["mfm_population"] == table.loc[population, "source"]).to_numpy()
+        x0 = adata.X[rows]
+        h = model.embed(x0, table.loc[population, "source"], 0)
+        one = model.transport(x0, h, table.loc[population, "condition"], **PER_CALL)
+        got = pred[pred.obs["mfm_population"] == population].X
+        np.testing.assert_allclose(got, one, atol=1e-5)
+    for chunk_size in (50, 130):  # solves of part of a population, of one and a bit
+        other = mfm.tl.predict(adata, model, chunk_size=chunk_size, **predict_kw)
+        np.testing.assert_allclose(other.X, pred.X, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["mfm", "cgfm", "fm"])

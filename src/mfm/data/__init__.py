@@ -2,10 +2,12 @@
 
 from ._clouds import CloudBatch, PointClouds
 from ._populations import PopulationBatch, PopulationPairs
+from ._rows import RowStore
 
 __all__ = [
     "PopulationBatch",
     "PopulationPairs",
+    "RowStore",
     "CloudBatch",
     "PointClouds",
 ]

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._rows import RowStore
+
 
 @dataclass(frozen=True)
 class PopulationBatch:
@@ -38,7 +40,8 @@ class PopulationPairs:
     Parameters
     ----------
     x
-        ``(n_cells, d)`` features of every cell (float32).
+        ``(n_cells, d)`` features of every cell (float32), or a :class:`RowStore` of rows
+        on disk, of which only the rows a batch or a population needs are read.
     cells
         For each population, the row indices of its cells in ``x``.
     names
@@ -51,7 +54,7 @@ class PopulationPairs:
         Names of the treatments (the non-control conditions).
     """
 
-    x: np.ndarray
+    x: np.ndarray | RowStore
     cells: list[np.ndarray]
     names: list[str]
     source: np.ndarray
@@ -74,9 +77,16 @@ class PopulationPairs:
         treated = np.flatnonzero(self.treatment >= 0)
         return treated if populations is None else np.intersect1d(treated, populations)
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """``(*rows.shape, d)`` float32 features of the cells at positions ``rows``."""
+        rows = np.asarray(rows)
+        if isinstance(self.x, RowStore):
+            return self.x.take(rows.reshape(-1)).reshape(*rows.shape, self.n_features)
+        return self.x[rows]
+
     def population_cells(self, index: int) -> np.ndarray:
         """``(n_i, d)`` features of population ``index``."""
-        return self.x[self.cells[index]]
+        return self.take(self.cells[index])
 
     def sample(
         self,
@@ -126,8 +136,8 @@ class PopulationPairs:
             source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
             target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
         return PopulationBatch(
-            source=torch.as_tensor(self.x[source_rows], device=device),
-            target=torch.as_tensor(self.x[target_rows], device=device),
+            source=torch.as_tensor(self.take(source_rows), device=device),
+            target=torch.as_tensor(self.take(target_rows), device=device),
             source_index=torch.as_tensor(sources, dtype=torch.long, device=device),
             treatment=torch.as_tensor(self.treatment[pairs], dtype=torch.long, device=device),
         )

@@ -12,7 +12,7 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_no_separator, check_obs_columns, check_positive_int
-from .._utils import feature_matrix, make_actual
+from .._utils import feature_matrix, group_codes, make_actual
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def populations(
     table, labels = _population_table(adata.obs, sample_keys, condition_key, control)
     table, labels = _drop_small(table, labels, min_cells)
 
-    adata.obs[keys.obs_population] = pd.Categorical(labels, categories=table.index.tolist())
+    adata.obs[keys.obs_population] = pd.Categorical(labels).set_categories(table.index.tolist())
     adata.uns[keys.uns] = {
         keys.populations: table,
         keys.params: {
@@ -134,11 +134,11 @@ def _check_inputs(
             f"`adata.obs` has missing values in {[*sample_keys, condition_key]}; fill or drop them."
         )
         raise ValueError(msg)
-    conditions = adata.obs[condition_key].astype(str)
-    if str(control) not in set(conditions):
+    conditions = {str(v) for v in pd.unique(adata.obs[condition_key])}
+    if str(control) not in conditions:
         msg = (
             f"Control label {control!r} not found in `adata.obs[{condition_key!r}]`; "
-            f"values are {sorted(set(conditions))[:20]}."
+            f"values are {sorted(conditions)[:20]}."
         )
         raise ValueError(msg)
     check_positive_int("min_cells", min_cells)
@@ -148,21 +148,26 @@ def _check_inputs(
 
 def _population_table(
     obs: pd.DataFrame, sample_keys: list[str], condition_key: str, control: str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row per (sample, condition); the population label of every cell."""
-    parts = obs[sample_keys].astype(str)
-    sample_ids = parts.agg(ID_SEPARATOR.join, axis=1).to_numpy()
-    conditions = obs[condition_key].astype(str).to_numpy()
-    labels = np.char.add(np.char.add(sample_ids.astype(str), ID_SEPARATOR), conditions.astype(str))
+) -> tuple[pd.DataFrame, pd.Categorical]:
+    """One row per (sample, condition); the population label of every cell (categorical).
 
-    first = pd.DataFrame({"label": labels, "sample": sample_ids}).drop_duplicates("label").index
+    Cells are grouped by the integer codes of their columns, and strings are built for the
+    populations only (not per cell), so millions of cells cost a few integer passes.
+    """
+    group, first = group_codes(obs[[*sample_keys, condition_key]])
+    parts = obs.iloc[first][sample_keys].astype(str)
+    sample_ids = parts.agg(ID_SEPARATOR.join, axis=1).to_numpy()
+    conditions = obs[condition_key].iloc[first].astype(str).to_numpy()
+    names = np.char.add(np.char.add(sample_ids.astype(str), ID_SEPARATOR), conditions.astype(str))
+    labels = pd.Categorical.from_codes(group, categories=names)
+
     table = obs.iloc[first][sample_keys].copy()
-    table.index = pd.Index(labels[first], name=K.POPULATION)
-    table[K.CONDITION] = conditions[first]
-    table[K.N_CELLS] = pd.Series(labels).value_counts().reindex(table.index).to_numpy()
-    sample_of = dict(zip(table.index, sample_ids[first], strict=True))
+    table.index = pd.Index(names, name=K.POPULATION)
+    table[K.CONDITION] = conditions
+    table[K.N_CELLS] = np.bincount(group, minlength=len(first))
+    sample_of = dict(zip(table.index, sample_ids, strict=True))
     controls = {sample_of[p]: p for p in table.index[table[K.CONDITION] == str(control)]}
-    missing = sorted({s for s in sample_ids[first] if s not in controls})
+    missing = sorted({s for s in sample_ids if s not in controls})
     if missing:
         msg = (
             f"{len(missing)} samples have no control population ({condition_key} == {control!r}): "
@@ -179,8 +184,8 @@ def _population_table(
 
 
 def _drop_small(
-    table: pd.DataFrame, labels: np.ndarray, min_cells: int
-) -> tuple[pd.DataFrame, np.ndarray]:
+    table: pd.DataFrame, labels: pd.Categorical, min_cells: int
+) -> tuple[pd.DataFrame, pd.Categorical]:
     """Drop populations under ``min_cells`` and treated populations whose control was dropped."""
     small = table.index[table[K.N_CELLS] < min_cells]
     orphans = table.index[table[K.SOURCE].isin(small) & ~table.index.isin(small)]
@@ -206,5 +211,5 @@ def _drop_small(
             stacklevel=3,
         )
         table = table.drop(index=dropped)
-        labels = np.where(np.isin(labels, dropped), None, labels)
+        labels = labels.remove_categories(dropped.tolist())
     return table, labels

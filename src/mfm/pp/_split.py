@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_no_separator, check_obs_columns, check_uns
-from .._utils import RandomState, as_numpy_rng, make_actual
+from .._utils import RandomState, as_numpy_rng, group_codes, make_actual
 
 logger = logging.getLogger(__name__)
 
@@ -100,20 +100,24 @@ def _group_of_population(
     if len(columns) > 1:
         check_no_separator(adata.obs, columns)
     labels = adata.obs[keys.obs_population]
-    in_population = labels.notna().to_numpy()
-    frame = adata.obs.loc[in_population, columns].astype(str)
-    frame["_group"] = frame.agg(K.ID_SEPARATOR.join, axis=1)
-    frame["_population"] = labels[in_population].astype(str).to_numpy()
-    n_values = frame.groupby("_population", observed=True)["_group"].nunique()
-    mixed = n_values.index[n_values > 1]
+    rows = np.flatnonzero(labels.notna().to_numpy())
+    group, first = group_codes(adata.obs.iloc[rows][columns])  # codes: no string per cell
+    population = labels.cat.codes.to_numpy()[rows]
+    combos = np.unique(population.astype(np.int64) * len(first) + group)
+    n_values = np.bincount(combos // len(first), minlength=len(labels.cat.categories))
+    mixed = labels.cat.categories[n_values > 1]
     if len(mixed):
         msg = (
             f"`by={columns}` is not constant within populations {mixed.tolist()[:5]}; split by "
             "sample columns (or coarser ones) so each population lies in one group."
         )
         raise ValueError(msg)
-    group = frame.groupby("_population", observed=True)["_group"].first()
-    return group.reindex(populations).to_numpy().astype(str)
+    values = adata.obs.iloc[rows[first]][columns].astype(str).agg(K.ID_SEPARATOR.join, axis=1)
+    codes, first_cell = np.unique(population, return_index=True)  # one cell per population
+    group_of = pd.Series(
+        values.to_numpy()[group[first_cell]], index=labels.cat.categories[codes].astype(str)
+    )
+    return group_of.reindex(populations).to_numpy().astype(str)
 
 
 def _resolve_values(

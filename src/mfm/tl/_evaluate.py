@@ -12,6 +12,7 @@ from anndata import AnnData
 from .. import _keys as K
 from .._checks import check_finite
 from .._utils import make_actual
+from ..data import RowStore
 from ..metrics import distribution_metrics, noise_floor
 from ._pairs import population_pairs
 
@@ -80,13 +81,14 @@ def evaluate(
     index = {name: i for i, name in enumerate(pairs.names)}
     labels = pred.obs[keys.obs_population].astype(str).to_numpy()
 
+    predicted_rows = RowStore(pred.X)  # reads a backed prediction population by population
     rows = []
     for population in pd.unique(labels):
         if population not in index:
             msg = f"Predicted population {population!r} is not in the populations table of `adata`."
             raise KeyError(msg)
         observed = pairs.population_cells(index[population])
-        predicted = np.asarray(pred.X[labels == population], dtype=np.float32)
+        predicted = predicted_rows.take(np.flatnonzero(labels == population))
         check_finite(predicted, f"The prediction of population {population!r}")
         info = table.loc[population]
         scores = distribution_metrics(

@@ -338,15 +338,32 @@ def feature_statistics(
     """Mean and scale of the training control cells (empty lists for ``"none"``)."""
     if standardize == "none":
         return [], []
-    rows = np.concatenate([pairs.cells[s] for s in np.unique(pairs.source[train_pairs])])
-    x = pairs.x[rows].astype(np.float64)
-    mean, std = x.mean(0), x.std(0)
+    rows = np.sort(np.concatenate([pairs.cells[s] for s in np.unique(pairs.source[train_pairs])]))
+    mean, std = _streaming_moments(pairs, rows)
     if standardize == "global":
         scale = np.full_like(std, np.sqrt(np.mean(std**2)))
     else:
         scale = std
     scale = np.where(scale > 0, scale, 1.0)  # constant features: centre only
     return mean.tolist(), scale.tolist()
+
+
+def _streaming_moments(
+    pairs: PopulationPairs, rows: np.ndarray, block: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of ``rows``, read ``block`` rows at a time.
+
+    float64, blocks merged with Chan et al.'s update, so data on disk is never loaded whole.
+    """
+    n, mean, m2 = 0, np.zeros(pairs.n_features), np.zeros(pairs.n_features)
+    for start in range(0, len(rows), block):
+        x = pairs.take(rows[start : start + block]).astype(np.float64)
+        k, block_mean = len(x), x.mean(0)
+        delta = block_mean - mean
+        m2 += ((x - block_mean) ** 2).sum(0) + delta**2 * n * k / (n + k)
+        mean += delta * k / (n + k)
+        n += k
+    return mean, np.sqrt(m2 / n)
 
 
 class _Sampler:
