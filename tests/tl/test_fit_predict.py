@@ -446,13 +446,26 @@ def test_no_holdout_when_few_populations(prepare, fit_kw):
     assert history.loc[history["kept"], "step"].tolist() == [fit_kw["max_steps"]]
 
 
-def test_holdout_of_populations_when_many(make, fit_kw):
+def test_mfm_with_few_training_populations_says_so(prepare, fit_kw, caplog):
+    adata = prepare()  # one training control population
+    with caplog.at_level("WARNING", logger="mfm"):
+        mfm.tl.fit(adata, **{**fit_kw, "max_steps": 2})
+    assert "from 1 training control populations" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mfm"):
+        mfm.tl.fit(adata, **{**fit_kw, "method": "fm", "max_steps": 2})
+    assert "population embedding" not in caplog.text
+
+
+def test_holdout_of_populations_when_many(make, fit_kw, caplog):
     adata = make(n_patients=25, n_cells=20)
     mfm.pp.populations(
         adata, sample_key="patient", condition_key="treatment", control="control", min_cells=20
     )
     mfm.pp.split(adata, by="patient", test=["P24"])
-    model = mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.25})
+    with caplog.at_level("WARNING", logger="mfm"):
+        model = mfm.tl.fit(adata, **{**fit_kw, "val_fraction": 0.25})
+    assert "population embedding" not in caplog.text  # 24 training populations: no warning
     params = adata.uns["mfm"]["params"]["fit"]
     history = adata.uns["mfm"]["history"]
     assert params["validation"] == "populations"

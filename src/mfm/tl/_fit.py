@@ -235,6 +235,7 @@ def fit(
         model.device,
         holdout.kind,
     )
+    _warn_if_few_populations(method, len(np.unique(pairs.source[train_pairs])))
     objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
     sampler = _Sampler(pairs, model, batch_populations, random_state)
     settings = TrainSettings(
@@ -290,6 +291,18 @@ def resolve_lr(lr: float | str, n_train_pairs: int) -> float:
 
 #: Training control populations needed before some are held out for validation.
 MIN_SOURCES_FOR_HOLDOUT = 20
+
+
+def _warn_if_few_populations(method: str, n_sources: int) -> None:
+    """Say when MFM's embedding has few populations to learn from (FM was better there)."""
+    if method == "mfm" and n_sources < MIN_SOURCES_FOR_HOLDOUT:
+        logger.warning(
+            "MFM learns its population embedding from %d training control populations; "
+            "with fewer than %d, FM predicted held-out real patients better "
+            "(docs/methods.md): compare with method='fm' and mfm.tl.baseline",
+            n_sources,
+            MIN_SOURCES_FOR_HOLDOUT,
+        )
 
 
 @dataclass(frozen=True)
