@@ -55,6 +55,8 @@ def test_tutorial_runs(path, tmp_path, monkeypatch):
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    if os.environ.get("MFM_DATA_DIR"):  # the kernel runs in a temporary folder: no relative path
+        monkeypatch.setenv("MFM_DATA_DIR", str(Path(os.environ["MFM_DATA_DIR"]).resolve()))
     workdir = tmp_path / "run"
     workdir.mkdir()
     client = nbclient.NotebookClient(
