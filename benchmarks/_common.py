@@ -18,10 +18,11 @@ from letters_table import letters_adata
 
 import mfm
 from mfm import _keys as K
+from mfm.data import PopulationSampler, feature_statistics
 from mfm.flows import MetaFlowObjective
-from mfm.tl._fit import _Sampler, feature_statistics, resolve_lr
+from mfm.tl._fit import resolve_lr
+from mfm.tl._io import population_pairs
 from mfm.tl._model import MetaFlowConfig, MetaFlowModel
-from mfm.tl._pairs import population_pairs
 from mfm.tl._trainer import TrainSettings, train
 
 __all__ = [
@@ -146,7 +147,16 @@ class OursTrainer:
         )
         self.model = MetaFlowModel(config, features, device=device, seed=random_state)
         self.objective = MetaFlowObjective(self.model.module, coupling=coupling)
-        self.sampler = _Sampler(pairs, self.model, sizes.batch_populations, random_state)
+        self.sampler = PopulationSampler(
+            pairs,
+            np.array([self.model.population_code(name) for name in pairs.names]),
+            batch_populations=sizes.batch_populations,
+            cells_per_population=sizes.cells_per_population,
+            paired=coupling == "paired",
+            to_model_space=self.model.to_model_space,
+            device=self.model.device,
+            seed=random_state,
+        )
 
     def next_batch(self) -> tuple:
         """Arguments of the objective for the next training batch (on the device)."""

@@ -37,7 +37,7 @@ import mfm
 from mfm import _keys as K
 from mfm._utils import as_torch_generator
 from mfm.flows import integrate
-from mfm.tl._pairs import population_pairs
+from mfm.tl._io import population_pairs
 from mfm.tl._trainer import TrainSettings, train
 
 #: Issue 4's goal for held-out letter X.

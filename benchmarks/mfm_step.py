@@ -47,7 +47,7 @@ from reference.trainer import ReferenceLoader, ReferenceTrainer
 
 from mfm import _keys as K
 from mfm._utils import as_torch_generator, resolve_device
-from mfm.tl._pairs import population_pairs
+from mfm.tl._io import population_pairs
 
 REFERENCE = "reference (PyG GCNConv, 2 Adams, alternating)"
 

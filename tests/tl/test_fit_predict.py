@@ -510,7 +510,7 @@ def test_resume_continues_an_interrupted_run_exactly(prepare, fit_kw, tmp_path, 
     expected = {k: v.clone() for k, v in model.module.state_dict().items()}
 
     interrupted = prepare()
-    batch = mfm.tl._fit._Sampler.batch
+    batch = mfm.data.PopulationSampler.batch
     calls = []
 
     def stop_at_step_16(self, *args, **kwargs):
@@ -520,7 +520,7 @@ def test_resume_continues_an_interrupted_run_exactly(prepare, fit_kw, tmp_path, 
         return batch(self, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(mfm.tl._fit._Sampler, "batch", stop_at_step_16)
+        patch.setattr(mfm.data.PopulationSampler, "batch", stop_at_step_16)
         with pytest.raises(KeyboardInterrupt):
             mfm.tl.fit(interrupted, **kw, checkpoint_dir=tmp_path / "cut")
     assert (tmp_path / "cut" / "checkpoint_rank0.pt").is_file()

@@ -600,12 +600,10 @@ def test_two_ranks_stay_in_sync(tmp_path):
 
 def test_fit_niches_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
     """The niche fit saves and restores its sampler's random states like `tl.fit`."""
-    import mfm.tl._fit_niches as fit_niches_module
-
     adata = tissue()
     kw = {**FIT, "max_steps": 12, "val_every": 4, "checkpoint_every": 4}
     whole = mfm.tl.fit_niches(adata.copy(), **kw, checkpoint_dir=tmp_path / "whole")
-    batch = fit_niches_module._Sampler.batch
+    batch = mfm.data.CloudSampler.batch
     calls = []
 
     def stop_at_step_7(self):
@@ -616,7 +614,7 @@ def test_fit_niches_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
 
     cut = adata.copy()
     with monkeypatch.context() as patch:
-        patch.setattr(fit_niches_module._Sampler, "batch", stop_at_step_7)
+        patch.setattr(mfm.data.CloudSampler, "batch", stop_at_step_7)
         with pytest.raises(KeyboardInterrupt):
             mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut")
     resumed = mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut", resume=True)

@@ -3,6 +3,8 @@
 from ._clouds import CloudBatch, PointClouds
 from ._populations import PopulationBatch, PopulationPairs
 from ._rows import RowStore
+from ._samplers import CloudSampler, PopulationSampler, RandomStreams
+from ._statistics import feature_statistics, streaming_moments
 
 __all__ = [
     "PopulationBatch",
@@ -10,4 +12,9 @@ __all__ = [
     "RowStore",
     "CloudBatch",
     "PointClouds",
+    "RandomStreams",
+    "PopulationSampler",
+    "CloudSampler",
+    "feature_statistics",
+    "streaming_moments",
 ]

@@ -17,8 +17,7 @@ from .._utils import as_numpy_rng
 from ..data import PopulationPairs
 from ..metrics import energy_distance
 from ..metrics._inputs import subsample
-from ._pairs import population_pairs
-from ._predict import _resolve_targets, prediction_anndata
+from ._io import population_pairs, prediction_anndata, resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def baseline(
         raise ValueError(msg)
     keys = K.Keys(key_added)
     pairs, table, features = population_pairs(adata, keys)
-    targets = _resolve_targets(pairs, populations)
+    targets = resolve_targets(pairs, populations)
     shifts = np.zeros((len(targets), pairs.n_features), dtype=np.float32)
     if method != "identity":
         train = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str).to_numpy() == K.TRAIN))

@@ -14,7 +14,7 @@ from .._checks import check_finite
 from .._utils import make_actual
 from ..data import RowStore
 from ..metrics import distribution_metrics, noise_floor
-from ._pairs import population_pairs
+from ._io import population_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -9,16 +9,15 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_choice, check_number, check_positive_int, check_positive_ints
-from .._utils import Device, as_torch_generator, check_training_options, make_actual
-from ..data import PopulationPairs
+from .._utils import Device, check_training_options, make_actual
+from ..data import PopulationPairs, PopulationSampler, feature_statistics
 from ..flows import MetaFlowObjective
+from ._io import embedding_frame, population_pairs, trained_treatments
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
-from ._pairs import population_pairs, trained_treatments
 from ._trainer import (
     NonFiniteLossError,
     TrainSettings,
@@ -237,7 +236,17 @@ def fit(
     )
     _warn_if_few_populations(method, len(np.unique(pairs.source[train_pairs])))
     objective = MetaFlowObjective(model.module, source=source, coupling=coupling)
-    sampler = _Sampler(pairs, model, batch_populations, random_state)
+    sampler = PopulationSampler(
+        pairs,
+        np.array([model.population_code(name) for name in pairs.names]),
+        batch_populations=batch_populations,
+        cells_per_population=cells_per_population,
+        paired=coupling == "paired",
+        to_model_space=model.to_model_space,
+        device=model.device,
+        seed=random_state,
+        rank=rank_and_world()[0],
+    )
     settings = TrainSettings(
         max_steps=max_steps,
         lr=resolve_lr(lr, len(holdout.train_pairs)),
@@ -345,83 +354,6 @@ def _holdout(
     return _Holdout(train_pairs[~is_val], train_pairs[is_val], "populations")
 
 
-def feature_statistics(
-    pairs: PopulationPairs, train_pairs: np.ndarray, standardize: str
-) -> tuple[list[float], list[float]]:
-    """Mean and scale of the training control cells (empty lists for ``"none"``)."""
-    if standardize == "none":
-        return [], []
-    rows = np.sort(np.concatenate([pairs.cells[s] for s in np.unique(pairs.source[train_pairs])]))
-    mean, std = _streaming_moments(pairs, rows)
-    if standardize == "global":
-        scale = np.full_like(std, np.sqrt(np.mean(std**2)))
-    else:
-        scale = std
-    scale = np.where(scale > 0, scale, 1.0)  # constant features: centre only
-    return mean.tolist(), scale.tolist()
-
-
-def _streaming_moments(
-    pairs: PopulationPairs, rows: np.ndarray, block: int = 65536
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation of ``rows``, read ``block`` rows at a time.
-
-    float64, blocks merged with Chan et al.'s update, so data on disk is never loaded whole.
-    """
-    n, mean, m2 = 0, np.zeros(pairs.n_features), np.zeros(pairs.n_features)
-    for start in range(0, len(rows), block):
-        x = pairs.take(rows[start : start + block]).astype(np.float64)
-        k, block_mean = len(x), x.mean(0)
-        delta = block_mean - mean
-        m2 += ((x - block_mean) ** 2).sum(0) + delta**2 * n * k / (n + k)
-        mean += delta * k / (n + k)
-        n += k
-    return mean, np.sqrt(m2 / n)
-
-
-class _Sampler:
-    """Draws training batches (and a fixed validation set) of population pairs."""
-
-    def __init__(
-        self, pairs: PopulationPairs, model: MetaFlowModel, batch_populations: int, seed: int
-    ) -> None:
-        rank, _ = rank_and_world()
-        self.pairs, self.model, self.batch_size = pairs, model, batch_populations
-        self.rng = np.random.default_rng([seed, rank])  # ranks draw different populations
-        self.generator = as_torch_generator(seed + 7919 * rank, model.device)
-        self.codes = np.array([model.population_code(name) for name in pairs.names])
-
-    def batch(self, candidates: np.ndarray, rng: np.random.Generator | None = None) -> tuple:
-        rng = self.rng if rng is None else rng
-        chosen = rng.choice(candidates, self.batch_size, replace=len(candidates) < self.batch_size)
-        return self._arguments(chosen, rng, self.generator)
-
-    def _arguments(
-        self, chosen: np.ndarray, rng: np.random.Generator, generator: torch.Generator
-    ) -> tuple:
-        n = self.model.config.cells_per_population
-        paired = self.model.config.coupling == "paired"
-        b = self.pairs.sample(chosen, n, rng, device=self.model.device, paired=paired)
-        codes = torch.as_tensor(self.codes[b.source_index.cpu().numpy()], device=self.model.device)
-        source, target = self.model.to_model_space(b.source), self.model.to_model_space(b.target)
-        return source, target, codes, b.treatment, generator
-
-    def validation(self, val_pairs: np.ndarray):
-        """A loss on a fixed draw of every validation pair (same cells and times each call)."""
-        draws = [
-            self._arguments(chunk, np.random.default_rng(i), None)[:4]
-            for i, chunk in enumerate(
-                np.array_split(val_pairs, -(-len(val_pairs) // self.batch_size))
-            )
-        ]
-
-        def loss(objective: torch.nn.Module) -> float:
-            generator = as_torch_generator(0, self.model.device)
-            return float(np.mean([objective(*args, generator).loss.item() for args in draws]))
-
-        return loss
-
-
 def population_embedding(
     model: MetaFlowModel,
     pairs: PopulationPairs,
@@ -433,12 +365,6 @@ def population_embedding(
         return None
     rows = [model.embed(pairs.population_cells(i), pairs.names[i], random_state) for i in sources]
     return embedding_frame([pairs.names[i] for i in sources], rows)
-
-
-def embedding_frame(names: list[str], rows: list[np.ndarray]) -> pd.DataFrame:
-    """DataFrame (population x ``h0, h1, ...``) of embeddings."""
-    columns = [f"h{j}" for j in range(len(rows[0]))]
-    return pd.DataFrame(np.stack(rows), index=pd.Index(names, name=K.POPULATION), columns=columns)
 
 
 def _merge_history(adata: AnnData, keys: K.Keys, history: pd.DataFrame, label: str) -> pd.DataFrame:

@@ -23,12 +23,11 @@ from .._checks import (
 )
 from .._utils import (
     Device,
-    as_torch_generator,
     check_training_options,
     get_features,
     make_actual,
 )
-from ..data import PointClouds
+from ..data import CloudSampler, PointClouds
 from ..flows import bures_wasserstein as bw
 from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
 from ._trainer import (
@@ -185,7 +184,14 @@ def fit_niches(
     )
 
     clouds = PointClouds(model.standardize(niches.clouds.points), niches.clouds.offsets)
-    sampler = _Sampler(clouds, niches.labels, model.device, batch_size, random_state)
+    sampler = CloudSampler(
+        clouds,
+        niches.labels,
+        batch_size=batch_size,
+        device=model.device,
+        seed=random_state,
+        rank=rank_and_world()[0],
+    )
     settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
     checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
     history = train(
@@ -318,32 +324,6 @@ def _config(
         "noise_cov": noise_cov,
         "mode": mode,
     }
-
-
-class _Sampler:
-    """Draws random batches of niches (each rank its own stream)."""
-
-    def __init__(
-        self,
-        clouds: PointClouds,
-        labels: np.ndarray | None,
-        device: torch.device,
-        batch_size: int,
-        seed: int,
-    ) -> None:
-        rank, _ = rank_and_world()
-        self.clouds, self.labels, self.device, self.batch_size = clouds, labels, device, batch_size
-        self.rng = np.random.default_rng([seed, rank])
-        self.generator = as_torch_generator(seed + 7919 * rank, device)
-
-    def batch(self) -> tuple:
-        n = len(self.clouds)
-        chosen = self.rng.choice(n, self.batch_size, replace=n < self.batch_size)
-        x, mask = self.clouds.pad(chosen, device=self.device)
-        labels = None
-        if self.labels is not None:
-            labels = torch.as_tensor(self.labels[chosen], device=self.device)
-        return x, mask, labels, self.generator
 
 
 def _check_options(

@@ -14,10 +14,18 @@ from .. import _keys as K
 from .._utils import as_numpy_rng, make_actual
 from ..data import PopulationPairs
 from ..flows.solve import FIXED_STEP_METHODS
-from ._fit import embedding_frame
+from ._io import (
+    InMemory,
+    ObsmWriter,
+    PredictionFile,
+    embedding_frame,
+    merge_embedding,
+    population_pairs,
+    populations_table,
+    prediction_obs,
+    resolve_targets,
+)
 from ._model import MetaFlowModel, groups_of_rows
-from ._pairs import population_pairs, populations_table
-from ._prediction_file import PredictionFile
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +131,7 @@ def predict(
     model.check_use_rep(populations_table(adata, keys)[1][K.USE_REP])
     pairs, table, features = population_pairs(adata, keys, model.config.treatments)
     model.check_features(features)
-    targets = _resolve_targets(pairs, populations)
+    targets = resolve_targets(pairs, populations)
     from_cells = model.config.source == "control"
     uns = {
         K.METHOD: model.label,
@@ -136,9 +144,9 @@ def predict(
     sink = (
         PredictionFile(out, obs, features, {K.PREDICTION_UNS: uns})
         if out is not None
-        else _InMemory()
+        else InMemory()
     )
-    obsm = _ObsmWriter(adata, pairs, keys, from_cells and not adata.isbacked)
+    obsm = ObsmWriter(adata, pairs, keys, from_cells and not adata.isbacked)
     options = {"solver": solver, "n_steps": n_steps, "atol": atol, "rtol": rtol}
     try:
         embedded = _solve(model, pairs, targets, sink, obsm, options, chunk_size, random_state)
@@ -157,7 +165,7 @@ def predict(
         pred = sink.close()
     if model.config.method != "fm":
         names = [pairs.names[s] for s in embedded]
-        _merge_embedding(adata, keys, embedding_frame(names, list(embedded.values())))
+        merge_embedding(adata, keys, embedding_frame(names, list(embedded.values())))
     logger.info("predicted %d populations (%d cells)", len(targets), pred.n_obs)
     return pred
 
@@ -166,8 +174,8 @@ def _solve(
     model: MetaFlowModel,
     pairs: PopulationPairs,
     targets: np.ndarray,
-    sink: _InMemory | PredictionFile,
-    obsm: _ObsmWriter,
+    sink: InMemory | PredictionFile,
+    obsm: ObsmWriter,
     options: dict,
     chunk_size: int,
     random_state: int,
@@ -201,56 +209,6 @@ def _solve(
     return embedded
 
 
-class _InMemory:
-    """Collects the predicted blocks (the default, ``out=None``)."""
-
-    def __init__(self) -> None:
-        self.blocks: list[np.ndarray] = []
-
-    def add(self, predicted: list[np.ndarray]) -> None:
-        self.blocks += predicted
-
-    def abort(self) -> None:
-        self.blocks.clear()
-
-
-def _resolve_targets(pairs: PopulationPairs, populations: Sequence[str] | None) -> np.ndarray:
-    """Indices of the populations to predict; errors name unknown or control populations."""
-    if populations is None:
-        targets = np.flatnonzero(pairs.treatment != -1)
-    else:
-        if isinstance(populations, str):
-            populations = [populations]
-        index = {name: i for i, name in enumerate(pairs.names)}
-        unknown = [p for p in populations if p not in index]
-        if unknown:
-            msg = f"Populations {unknown[:5]} not found in the populations table."
-            raise KeyError(msg)
-        targets = np.array([index[p] for p in populations], dtype=int)
-        controls = [pairs.names[i] for i in targets if pairs.treatment[i] == -1]
-        if controls:
-            msg = f"Populations {controls[:5]} are control populations; pass treated ones."
-            raise ValueError(msg)
-    _check_trained(pairs, targets)
-    if len(targets) == 0:
-        msg = "No treated population to predict."
-        raise ValueError(msg)
-    return targets
-
-
-def _check_trained(pairs: PopulationPairs, targets: np.ndarray) -> None:
-    """Raise a `ValueError` naming the populations and treatments the model was not trained on."""
-    untrained = [pairs.names[i] for i in targets if pairs.treatment[i] == -2]
-    if untrained:
-        treatments = sorted({name.rsplit(K.ID_SEPARATOR, 1)[-1] for name in untrained})
-        msg = (
-            f"Populations {untrained[:5]} have treatments the model was not trained on: "
-            f"{treatments} (no training population had them; it can predict {pairs.treatments}). "
-            "Pass `populations` of trained treatments."
-        )
-        raise ValueError(msg)
-
-
 def _check_prediction(x: np.ndarray, population: str, treatment: str) -> None:
     """Raise a `ValueError` naming the population when its predicted cells are not finite."""
     bad = ~np.isfinite(x).all(axis=1)
@@ -261,124 +219,3 @@ def _check_prediction(x: np.ndarray, population: str, treatment: str) -> None:
             "Try a fixed-step `solver` with more `n_steps`, or retrain with a lower `lr`."
         )
         raise ValueError(msg)
-
-
-def prediction_anndata(
-    adata: AnnData,
-    pairs: PopulationPairs,
-    table: pd.DataFrame,
-    targets: np.ndarray,
-    predicted: list[np.ndarray],
-    features: list[str],
-    keys: K.Keys,
-    from_cells: bool,
-) -> AnnData:
-    """Assemble predicted cells of ``targets`` into an AnnData (see :func:`predict`)."""
-    return AnnData(
-        X=np.concatenate(predicted).astype(np.float32),
-        obs=prediction_obs(adata, pairs, table, targets, keys, from_cells),
-        var=pd.DataFrame(index=pd.Index(features, dtype=str)),
-    )
-
-
-def prediction_obs(
-    adata: AnnData,
-    pairs: PopulationPairs,
-    table: pd.DataFrame,
-    targets: np.ndarray,
-    keys: K.Keys,
-    from_cells: bool,
-) -> pd.DataFrame:
-    """``pred.obs`` of ``targets``: one row per cell of each target's control population."""
-    params = adata.uns[keys.uns][keys.params]
-    sample_keys, condition_key = list(params["sample_key"]), params["condition_key"]
-    blocks = []
-    for target in targets:
-        name, source = pairs.names[target], pairs.names[pairs.source[target]]
-        row = table.loc[name]
-        n = len(pairs.cells[pairs.source[target]])
-        cells = adata.obs_names[pairs.cells[pairs.source[target]]] if from_cells else [""] * n
-        block = pd.DataFrame(
-            {
-                keys.obs_population: name,
-                keys.obs_source: source,
-                condition_key: row[K.CONDITION],
-                **{c: row[c] for c in sample_keys},
-                K.SOURCE_CELL: np.asarray(cells, dtype=str),
-            },
-            index=[f"{name}-{i}" for i in range(n)],
-        )
-        blocks.append(block)
-    obs = pd.concat(blocks)
-    for column in [keys.obs_population, keys.obs_source, condition_key]:
-        obs[column] = pd.Categorical(obs[column])
-    return obs
-
-
-def write_prediction(
-    adata: AnnData,
-    pairs: PopulationPairs,
-    targets: np.ndarray,
-    predicted: list[np.ndarray],
-    keys: K.Keys,
-    from_cells: bool,
-) -> None:
-    """Write each control cell's predictions into ``adata.obsm`` (see :func:`predict`)."""
-    writer = _ObsmWriter(adata, pairs, keys, from_cells)
-    for target, x in zip(targets, predicted, strict=True):
-        writer.add(target, x)
-    writer.finish()
-
-
-class _ObsmWriter:
-    """Fills ``obsm['X_{key}_{treatment}']`` (and ``obsm['X_{key}']``) population by population.
-
-    One entry per predicted treatment, listed in ``uns[key]['predicted_treatments']``, and
-    ``obsm['X_{key}']`` when every control population has one predicted treatment. Entries of
-    an earlier prediction are removed first, so none holds a stale prediction; nothing is
-    written when ``enabled`` is False (noise sources, backed data).
-    """
-
-    def __init__(self, adata: AnnData, pairs: PopulationPairs, keys: K.Keys, enabled: bool):
-        for treatment in adata.uns[keys.uns].pop(keys.predicted_treatments, []):
-            adata.obsm.pop(keys.obsm_treatment(str(treatment)), None)
-        adata.obsm.pop(keys.obsm_prediction, None)
-        self.adata, self.pairs, self.keys, self.enabled = adata, pairs, keys, enabled
-        self.by_treatment: dict[int, np.ndarray] = {}
-        self.sources: list[int] = []
-
-    def add(self, target: int, x: np.ndarray) -> None:
-        """Write the prediction ``x`` of population ``target`` at its control cells' rows."""
-        if not self.enabled:
-            return
-        code = int(self.pairs.treatment[target])
-        if code not in self.by_treatment:
-            shape = (self.adata.n_obs, self.pairs.n_features)
-            self.by_treatment[code] = np.full(shape, np.nan, dtype=np.float32)
-        source = self.pairs.source[target]
-        self.by_treatment[code][self.pairs.cells[source]] = x
-        self.sources.append(int(source))
-
-    def finish(self) -> None:
-        """Store the entries in ``adata`` (``X_{key}`` when every source has one treatment)."""
-        if not self.enabled:
-            return
-        codes = sorted(self.by_treatment)
-        treatments = [self.pairs.treatments[c] for c in codes]
-        for code, treatment in zip(codes, treatments, strict=True):
-            self.adata.obsm[self.keys.obsm_treatment(treatment)] = self.by_treatment[code]
-        self.adata.uns[self.keys.uns][self.keys.predicted_treatments] = treatments
-        if len(set(self.sources)) == len(self.sources):
-            combined = self.by_treatment[codes[0]].copy()
-            for code in codes[1:]:
-                rows = ~np.isnan(self.by_treatment[code][:, 0])
-                combined[rows] = self.by_treatment[code][rows]
-            self.adata.obsm[self.keys.obsm_prediction] = combined
-
-
-def _merge_embedding(adata: AnnData, keys: K.Keys, embedding: pd.DataFrame) -> None:
-    """Add or replace rows of ``uns[key]['population_embedding']``."""
-    previous = adata.uns[keys.uns].get(keys.population_embedding)
-    if previous is not None and list(previous.columns) == list(embedding.columns):
-        embedding = pd.concat([previous.drop(index=embedding.index, errors="ignore"), embedding])
-    adata.uns[keys.uns][keys.population_embedding] = embedding

@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import _keys as K
 from .._checks import check_positive_int
+from ..data import RandomStreams
 
 logger = logging.getLogger(__name__)
 
@@ -156,24 +157,17 @@ def sampler_checkpoints(
     checkpoint_every: int | None,
     resume: bool,
     max_steps: int,
-    sampler: object,
+    sampler: RandomStreams,
 ) -> Checkpoints | None:
-    """Checkpoints that also save ``sampler.rng`` (numpy) and ``sampler.generator`` (torch).
+    """Checkpoints that also save the random streams of ``sampler``.
 
     ``None`` without ``checkpoint_dir``; without ``checkpoint_every``, one save at the end.
     """
     if checkpoint_dir is None:
         return None
 
-    def get_state() -> dict:
-        return {"rng": sampler.rng.bit_generator.state, "generator": sampler.generator.get_state()}
-
-    def set_state(state: dict) -> None:
-        sampler.rng.bit_generator.state = state["rng"]
-        sampler.generator.set_state(state["generator"])
-
     every = checkpoint_every or max_steps
-    return Checkpoints(Path(checkpoint_dir), every, resume, get_state, set_state)
+    return Checkpoints(Path(checkpoint_dir), every, resume, sampler.state, sampler.set_state)
 
 
 def rank_and_world() -> tuple[int, int]:
