@@ -29,11 +29,10 @@ def as_torch_generator(
     random_state: RandomState, device: torch.device | str = "cpu"
 ) -> torch.Generator:
     """Turn ``random_state`` into a seeded `torch.Generator` on ``device``."""
-    seed = (
-        as_numpy_rng(random_state).integers(2**62)
-        if not isinstance(random_state, int)
-        else random_state
-    )
+    if isinstance(random_state, int | np.integer):  # np.int64(3) seeds as 3 does
+        seed = int(random_state)
+    else:
+        seed = as_numpy_rng(random_state).integers(2**62)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     return generator

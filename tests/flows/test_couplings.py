@@ -98,3 +98,13 @@ def test_cuda_inputs_stay_on_cuda():
     out1 = ot_coupling(x0.cuda(), x1[:, :4].cuda(), generator=cuda_generator)[1]
     assert out1.shape == (3, 10, 2)
     assert out1.device.type == "cuda"
+
+
+def test_unequal_sizes_without_generator_follow_torch_manual_seed():
+    """No generator: the draws come from torch's global generator, so a seed reproduces them."""
+    generator = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(12, 2, generator=generator), torch.randn(5, 2, generator=generator)
+    torch.manual_seed(7)
+    first = ot_coupling(x0, x1)[1]
+    torch.manual_seed(7)
+    assert torch.equal(ot_coupling(x0, x1)[1], first)

@@ -58,8 +58,8 @@ def ot_coupling(
     x1
         Target samples ``(m, d)`` or ``(B, m, d)`` (same ``B`` and ``d``).
     generator
-        Random generator for the draws when ``n != m`` (its device is used for sampling);
-        ``None`` uses a fresh, unseeded CPU generator.
+        Random generator for the draws when ``n != m``; ``None`` draws from torch's global
+        generator (seeded by :func:`torch.manual_seed`), on the CPU.
     num_iter_max
         Maximum number of network simplex iterations of `ot.emd`.
 
@@ -76,9 +76,6 @@ def ot_coupling(
         paired = ot_coupling(x0[None], x1[None], generator=generator, num_iter_max=num_iter_max)
         return x0, paired[1][0]
     _check_clouds(x0, x1)
-    if generator is None:
-        generator = torch.Generator()
-        generator.seed()
     columns = torch.stack(
         [_ot_columns(a, b, generator, num_iter_max) for a, b in zip(x0, x1, strict=True)]
     ).to(x1.device)
@@ -86,7 +83,9 @@ def ot_coupling(
     return x0, x1[batch, columns]
 
 
-def _ot_columns(x0: Tensor, x1: Tensor, generator: torch.Generator, num_iter_max: int) -> Tensor:
+def _ot_columns(
+    x0: Tensor, x1: Tensor, generator: torch.Generator | None, num_iter_max: int
+) -> Tensor:
     """Partner index in ``x1`` (m, d) of each row of ``x0`` (n, d) under the exact OT plan."""
     source = x0.detach().to("cpu", torch.float64).numpy()
     target = x1.detach().to("cpu", torch.float64).numpy()
@@ -98,7 +97,7 @@ def _ot_columns(x0: Tensor, x1: Tensor, generator: torch.Generator, num_iter_max
     plan = torch.from_numpy(ot.emd(np.full(n, 1 / n), np.full(m, 1 / m), cost, num_iter_max))
     if n == m:
         return plan.argmax(dim=1)
-    rows = plan.to(generator.device)
+    rows = plan if generator is None else plan.to(generator.device)
     return torch.multinomial(rows, 1, generator=generator).ravel().cpu()
 
 

@@ -92,8 +92,10 @@ class MetaFlowObjective(nn.Module):
             x0 = torch.randn(
                 source.shape, generator=generator, device=source.device, dtype=source.dtype
             )
-        pair = ot_coupling if self.coupling == "ot" else independent_coupling
-        x0, x1 = pair(x0, target)
+        if self.coupling == "ot":
+            x0, x1 = ot_coupling(x0, target, generator=generator)
+        else:
+            x0, x1 = independent_coupling(x0, target)
         t = torch.rand(batch * n, generator=generator, device=source.device, dtype=source.dtype)
         path = linear_path(x0.reshape(batch * n, -1), x1.reshape(batch * n, -1), t)
         predicted = self.net(path.x_t, t, condition.repeat_interleave(n, dim=0))
