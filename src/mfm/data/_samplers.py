@@ -85,7 +85,8 @@ class PopulationSampler(RandomStreams):
         rank: int = 0,
     ) -> None:
         super().__init__(seed, rank, device)
-        self.pairs, self.codes = pairs, np.asarray(codes)
+        self.pairs = pairs
+        self.codes = torch.as_tensor(np.asarray(codes), device=device)  # indexed on the device
         self.batch_size, self.n_cells, self.paired = batch_populations, cells_per_population, paired
         self.to_model_space, self.device = to_model_space, device
 
@@ -108,8 +109,8 @@ class PopulationSampler(RandomStreams):
 
     def _draw(self, chosen: np.ndarray, rng: np.random.Generator) -> tuple:
         b = self.pairs.sample(chosen, self.n_cells, rng, device=self.device, paired=self.paired)
-        codes = torch.as_tensor(self.codes[b.source_index.cpu().numpy()], device=self.device)
-        return self.to_model_space(b.source), self.to_model_space(b.target), codes, b.treatment
+        source, target = self.to_model_space(b.source), self.to_model_space(b.target)
+        return source, target, self.codes[b.source_index], b.treatment
 
 
 class CloudSampler(RandomStreams):

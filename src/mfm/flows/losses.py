@@ -17,10 +17,10 @@ Source = Literal["control", "noise"]
 
 @dataclass
 class LossOutput:
-    """A training loss and its named parts (floats, for logging)."""
+    """A training loss and its named parts (detached tensors: reading them syncs a GPU)."""
 
     loss: Tensor
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, Tensor] = field(default_factory=dict)
 
 
 class MetaFlowObjective(nn.Module):
@@ -100,4 +100,4 @@ class MetaFlowObjective(nn.Module):
         path = linear_path(x0.reshape(batch * n, -1), x1.reshape(batch * n, -1), t)
         predicted = self.net(path.x_t, t, condition.repeat_interleave(n, dim=0))
         loss = (predicted - path.dx_t).square().sum(-1).mean()
-        return LossOutput(loss, {"mse": float(loss.detach())})
+        return LossOutput(loss, {"mse": loss.detach()})

@@ -240,14 +240,14 @@ def train(
     for step in bar:
         objective.train()
         out = model(*next_batch())
-        _check_loss(out.loss, step)
+        _check_loss(out.loss, step)  # the one host sync of a step: stop before NaN weights
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if settings.grad_clip is not None:
             nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
         optimizer.step()
         scheduler.step()
-        running.append(float(out.loss.detach()))
+        running.append(out.loss.detach())  # read every `val_every` steps: no sync per step
         if step % settings.val_every == 0 or step == settings.max_steps:
             row = _history_row(step, running, objective, validate, scheduler)
             history.append(row)
@@ -275,7 +275,7 @@ def _training_state(
     step: int,
     parts: dict,
     history: list[dict],
-    running: list[float],
+    running: list[torch.Tensor],
     best: _BestWeights,
     settings: TrainSettings,
 ) -> dict:
@@ -350,7 +350,7 @@ def _stop_early(settings: TrainSettings, best: _BestWeights, n_rows: int) -> boo
 
 def _history_row(
     step: int,
-    running: list[float],
+    running: list[torch.Tensor],
     objective: nn.Module,
     validate: Callable[[nn.Module], float] | None,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -362,7 +362,7 @@ def _history_row(
             val_loss = float(validate(objective))
     return {
         K.STEP: step,
-        K.TRAIN_LOSS: float(np.mean(running)),
+        K.TRAIN_LOSS: float(torch.stack(running).double().mean()),
         K.VAL_LOSS: val_loss,
         K.LR: float(scheduler.get_last_lr()[0]),
     }
