@@ -24,7 +24,8 @@ def niches(
     use_rep: str | None = None,
     include_center: bool = False,
     key_added: str = "niche",
-) -> None:
+    copy: bool = False,
+) -> AnnData | None:
     """Define the niche of every cell: its ``n_neighbors`` nearest cells in space.
 
     The spatial kNN graph is built by :func:`squidpy.gr.spatial_neighbors_knn` (Euclidean
@@ -57,10 +58,12 @@ def niches(
         neighbours; otherwise a niche holds the ``k`` nearest *other* cells.
     key_added
         Prefix of the keys written (see Returns).
+    copy
+        Return a copy of ``adata`` with the keys added, instead of writing into ``adata``.
 
     Returns
     -------
-    Nothing; sets
+    ``None`` (or the copy, with ``copy=True``); sets
 
     - ``adata.obsm['{key_added}_indices']``: ``(n_obs, k)`` int64 positions (into
       ``adata.obs``) of the points of each cell's niche, nearest first;
@@ -78,6 +81,7 @@ def niches(
     >>> adata.obsm["niche_indices"].shape
     (3000, 8)
     """
+    adata = adata.copy() if copy else adata
     keys = K.NicheKeys(key_added)
     make_actual(adata)
     check_positive_int("n_neighbors", n_neighbors, minimum=1 + bool(include_center))
@@ -101,6 +105,7 @@ def niches(
         params["library_key"] = library_key
     adata.uns[keys.uns] = {keys.params: params}
     logger.info("finished; added obsm[%r], uns[%r]", keys.obsm_indices, keys.uns)
+    return adata if copy else None
 
 
 def _check_inputs(

@@ -29,7 +29,8 @@ def populations(
     use_rep: str | None = None,
     min_cells: int = 50,
     key_added: str = "mfm",
-) -> None:
+    copy: bool = False,
+) -> AnnData | None:
     """Define the cell populations and pair every treated population with its control.
 
     A *sample* is one value of ``sample_key`` (e.g. a patient, or patient x culture x
@@ -56,10 +57,12 @@ def populations(
         populations whose control was dropped are dropped with it.
     key_added
         Prefix of the keys written (see Returns).
+    copy
+        Return a copy of ``adata`` with the keys added, instead of writing into ``adata``.
 
     Returns
     -------
-    Nothing; sets
+    ``None`` (or the copy, with ``copy=True``); sets
 
     - ``adata.obs['{key_added}_population']``: categorical population id of each cell
       (NaN for cells in no population).
@@ -79,6 +82,7 @@ def populations(
     ...     condition_key="treatment", control="control",
     ... )
     """
+    adata = adata.copy() if copy else adata
     sample_keys = [sample_key] if isinstance(sample_key, str) else list(sample_key)
     make_actual(adata)
     _check_inputs(adata, sample_keys, condition_key, control, use_rep, min_cells)
@@ -105,6 +109,7 @@ def populations(
         keys.obs_population,
         keys.uns,
     )
+    return adata if copy else None
 
 
 def _check_inputs(

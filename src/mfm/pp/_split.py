@@ -24,7 +24,8 @@ def split(
     val: Sequence | float = (),
     random_state: RandomState = 0,
     key_added: str = "mfm",
-) -> None:
+    copy: bool = False,
+) -> AnnData | None:
     """Assign every population to the ``train``, ``val`` or ``test`` split.
 
     Populations are grouped by the value of ``by`` (constant within a population), so
@@ -47,18 +48,21 @@ def split(
         Seed of the random draw when ``test`` or ``val`` is a fraction.
     key_added
         Key of the populations table written by :func:`mfm.pp.populations`.
+    copy
+        Return a copy of ``adata`` with the keys added, instead of writing into ``adata``.
 
     Returns
     -------
-    Nothing; sets the ``split`` column of ``adata.uns[key_added]['populations']`` and
-    ``adata.uns[key_added]['params']['split']``. A view is made an actual AnnData first (with
-    a warning), so its parent is never changed.
+    ``None`` (or the copy, with ``copy=True``); sets the ``split`` column of
+    ``adata.uns[key_added]['populations']`` and ``adata.uns[key_added]['params']['split']``. A
+    view is made an actual AnnData first (with a warning), so its parent is never changed.
 
     Examples
     --------
     >>> mfm.pp.split(adata, by="patient", test=["P07", "P08"], val=["P06"])
     >>> mfm.pp.split(adata, by=["patient", "culture", "replicate"], test=0.2, random_state=0)
     """
+    adata = adata.copy() if copy else adata
     keys = K.Keys(key_added)
     make_actual(adata)
     table = check_uns(adata, keys.uns, keys.populations, "mfm.pp.populations")
@@ -90,6 +94,7 @@ def split(
         keys.uns,
         keys.populations,
     )
+    return adata if copy else None
 
 
 def _group_of_population(
