@@ -123,7 +123,7 @@ class OursTrainer:
         random_state: int = 0,
     ):
         pairs, table, features = population_pairs(adata, K.Keys("mfm"))
-        self.train_pairs = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str) == K.TRAIN))
+        self.train_pairs = pairs.treated(np.flatnonzero(table[K.SPLIT].astype(str) == K.TRAIN))
         standardize = fit_defaults()["standardize"]
         mean, scale = feature_statistics(pairs, self.train_pairs, standardize)
         #: ``mfm.tl.fit``'s default peak learning rate for these pairs.

@@ -79,12 +79,12 @@ def split_pairs(adata):
     """Population pairs, and the indices of the training and the val (letter X) pairs."""
     pairs, table, features = population_pairs(adata, K.Keys("mfm"))
     split = table[K.SPLIT].astype(str).to_numpy()
-    return pairs, features, pairs.pairs(np.flatnonzero(split == K.TRAIN)), split
+    return pairs, features, pairs.treated(np.flatnonzero(split == K.TRAIN)), split
 
 
 def held_out(adata) -> HeldOut:
     pairs, _, _, split = split_pairs(adata)
-    val = pairs.pairs(np.flatnonzero(split == K.VAL))
+    val = pairs.treated(np.flatnonzero(split == K.VAL))
     return HeldOut(
         [pairs.population_cells(pairs.source[i]) for i in val],
         [pairs.population_cells(i) for i in val],

@@ -57,7 +57,7 @@ class ReferenceRun:
 
     def __init__(self, adata, sizes: OursSizes, args, device: torch.device):
         pairs, table, _ = population_pairs(adata, K.Keys("mfm"))
-        train = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str) == K.TRAIN))
+        train = pairs.treated(np.flatnonzero(table[K.SPLIT].astype(str) == K.TRAIN))
         with torch.random.fork_rng():  # seed the layers' init, leave the global RNG as it was
             torch.manual_seed(args.seed)
             self.model = ReferenceGNNFlow(

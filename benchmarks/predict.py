@@ -72,7 +72,7 @@ class Task:
 def held_out_task(adata, model: MetaFlowModel, random_state: int, n_cells: int) -> Task:
     """Evenly spaced val/test treated populations, enough for ``n_cells`` predicted cells."""
     pairs, table, _ = population_pairs(adata, K.Keys("mfm"), model.config.treatments)
-    held_out = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str).isin([K.VAL, K.TEST])))
+    held_out = pairs.treated(np.flatnonzero(table[K.SPLIT].astype(str).isin([K.VAL, K.TEST])))
     sizes = [len(pairs.cells[pairs.source[target]]) for target in held_out]
     count = min(len(held_out), max(1, int(np.ceil(n_cells / np.mean(sizes)))))
     task = Task([], [], [], [], [])

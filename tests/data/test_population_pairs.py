@@ -31,8 +31,8 @@ def pairs() -> PopulationPairs:
 
 def test_pairs_and_cells(pairs):
     assert pairs.n_features == 3
-    np.testing.assert_array_equal(pairs.pairs(), [1, 2, 4])
-    np.testing.assert_array_equal(pairs.pairs(np.array([0, 1, 3, 4])), [1, 4])
+    np.testing.assert_array_equal(pairs.treated(), [1, 2, 4])
+    np.testing.assert_array_equal(pairs.treated(np.array([0, 1, 3, 4])), [1, 4])
     np.testing.assert_array_equal(pairs.population_cells(2)[:, 0], [2, 2, 2])
 
 

@@ -72,7 +72,7 @@ class PopulationPairs:
         """Number of features ``d``."""
         return int(self.x.shape[1])
 
-    def pairs(self, populations: np.ndarray | None = None) -> np.ndarray:
+    def treated(self, populations: np.ndarray | None = None) -> np.ndarray:
         """Indices of the treated populations (those with a treatment), optionally restricted."""
         treated = np.flatnonzero(self.treatment >= 0)
         return treated if populations is None else np.intersect1d(treated, populations)
@@ -105,7 +105,7 @@ class PopulationPairs:
         Parameters
         ----------
         pairs
-            ``(B,)`` indices of treated populations (see :meth:`pairs`).
+            ``(B,)`` indices of treated populations (see :meth:`treated`).
         n_cells
             Cells drawn per population.
         rng

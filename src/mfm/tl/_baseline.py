@@ -93,7 +93,7 @@ def baseline(
     targets = resolve_targets(pairs, populations)
     shifts = np.zeros((len(targets), pairs.n_features), dtype=np.float32)
     if method != "identity":
-        train = pairs.pairs(np.flatnonzero(table[K.SPLIT].astype(str).to_numpy() == K.TRAIN))
+        train = pairs.treated(np.flatnonzero(table[K.SPLIT].astype(str).to_numpy() == K.TRAIN))
         groups = None if groupby is None else population_groups(adata, table, keys, groupby)
         candidates = _candidates(pairs, train, targets, groups)
         if method == "mean_shift":

@@ -191,8 +191,8 @@ def fit(
     make_actual(adata)
     pairs, table, features = population_pairs(adata, keys, trained_treatments(adata, keys))
     split = table[K.SPLIT].astype(str).to_numpy()
-    train_pairs = pairs.pairs(np.flatnonzero(split == K.TRAIN))
-    val_pairs = pairs.pairs(np.flatnonzero(split == K.VAL))
+    train_pairs = pairs.treated(np.flatnonzero(split == K.TRAIN))
+    val_pairs = pairs.treated(np.flatnonzero(split == K.VAL))
     if len(train_pairs) == 0:
         msg = "No treated population in the 'train' split; check `mfm.pp.split`."
         raise ValueError(msg)
