@@ -8,6 +8,7 @@ from sklearn.covariance import ledoit_wolf
 from mfm.flows.bures_wasserstein import (
     gaussian_from_clouds,
     geodesic,
+    geodesic_path,
     monge_map,
     sqrtm_spd,
     step,
@@ -122,6 +123,33 @@ def test_velocity_is_time_derivative_of_geodesic(gaussians, t):
     torch.testing.assert_close(S_v, S_v.mT)
     torch.testing.assert_close(v_m, dm)
     torch.testing.assert_close(S_v @ S_t + S_t @ S_v, dS)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.4, 1.0])
+def test_geodesic_path_is_geodesic_and_velocity(gaussians, t):
+    m0, S0, m1, S1 = gaussians
+    sample = geodesic_path(m0, S0, m1, S1, t)
+    torch.testing.assert_close(
+        (sample.m_t, sample.S_t), geodesic(m0, S0, m1, S1, t), rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        (sample.v_m, sample.S_v), velocity(m0, S0, m1, S1, t), rtol=0, atol=0
+    )
+    torch.testing.assert_close(sample.t, torch.full((B,), t, dtype=torch.float64))
+
+
+def test_geodesic_path_one_dimensional_known_answer():
+    # 1-D: A = s1 / s0, S_t = ((1 - t) s0 + t s1)^2, S_v = (s1 - s0) / ((1 - t) s0 + t s1).
+    s0, s1 = (
+        torch.tensor([0.5, 2.0], dtype=torch.float64),
+        torch.tensor([3.0, 0.1], dtype=torch.float64),
+    )
+    t = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    zero = torch.zeros(2, 1, dtype=torch.float64)
+    sample = geodesic_path(zero, s0[:, None, None] ** 2, zero, s1[:, None, None] ** 2, t)
+    sd_t = (1 - t) * s0 + t * s1
+    torch.testing.assert_close(sample.S_t[:, 0, 0], sd_t**2)
+    torch.testing.assert_close(sample.S_v[:, 0, 0], (s1 - s0) / sd_t)
 
 
 def _integrate(gaussians, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:

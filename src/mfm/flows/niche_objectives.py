@@ -164,8 +164,7 @@ class BuresWassersteinObjective(_NoiseSource):
     its mean and shrunk covariance (:func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds`),
     :math:`N(m_0, S_0)` and :math:`N(m_1, S_1)`. With :math:`t \sim U(0, 1)` per niche, the
     geodesic point :math:`(m_t, S_t)` and its velocity :math:`(v_m, S_v)`
-    (:func:`~mfm.flows.bures_wasserstein.geodesic`, :func:`~mfm.flows.bures_wasserstein.velocity`,
-    computed in float64),
+    (:func:`~mfm.flows.bures_wasserstein.geodesic_path`, one Monge map, computed in float64),
 
     .. math:: \mathcal L = \frac1{Bd} \sum_b \lVert \hat v_m - v_m \rVert^2
               + \frac1{Bd^2} \sum_b \lVert \hat S_v - S_v \rVert_F^2 .
@@ -243,14 +242,13 @@ class BuresWassersteinObjective(_NoiseSource):
             m0, S0 = self.gaussians(self.noise_clouds(x1, mask, generator), mask)
             m1, S1 = self.gaussians(x1, mask)
             t = torch.rand(len(x1), generator=generator, dtype=m0.dtype, device=m0.device)
-            m_t, S_t = bw.geodesic(m0, S0, m1, S1, t)
-            v_m, S_v = bw.velocity(m0, S0, m1, S1, t)
+            path = bw.geodesic_path(m0, S0, m1, S1, t)
         dtype = x1.dtype
         pred_m, pred_S = self.net(
-            m_t.to(dtype), S_t.to(dtype), t.to(dtype), labels, generator=generator
+            path.m_t.to(dtype), path.S_t.to(dtype), t.to(dtype), labels, generator=generator
         )
-        loss_m = (pred_m - v_m.to(dtype)).square().mean()
-        loss_S = (pred_S - S_v.to(dtype)).square().mean()
+        loss_m = (pred_m - path.v_m.to(dtype)).square().mean()
+        loss_S = (pred_S - path.S_v.to(dtype)).square().mean()
         loss = loss_m + loss_S
         return LossOutput(loss, {"mean": float(loss_m.detach()), "cov": float(loss_S.detach())})
 
