@@ -6,6 +6,7 @@ import torch
 from sklearn.covariance import ledoit_wolf
 
 from mfm.flows.bures_wasserstein import (
+    admissible_velocity,
     gaussian_from_clouds,
     geodesic,
     geodesic_path,
@@ -220,3 +221,23 @@ def test_gaussian_from_clouds_shrinkage():
         np.testing.assert_allclose(S_lw[b].numpy(), ledoit_wolf(x[b].numpy())[0], atol=1e-12)
     with pytest.raises(ValueError, match="shrinkage"):
         gaussian_from_clouds(x, shrinkage=2.0)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.7, 1.0])
+def test_geodesic_velocities_are_admissible(gaussians, t):
+    # Every geodesic velocity has its spectrum in [-1/(1-t), 1/t]: the projection keeps it.
+    m0, S0, m1, S1 = gaussians
+    S_v = velocity(m0, S0, m1, S1, t)[1]
+    assert admissible_velocity(S_v, t) is S_v
+
+
+def test_admissible_velocity_clamps_the_spectrum():
+    g = torch.Generator().manual_seed(5)
+    Q, _ = torch.linalg.qr(torch.randn(3, D, D, generator=g, dtype=torch.float64))
+    eigvals = torch.tensor([[-9.0, 0.5, 9.0], [-1.0, 0.0, 1.0], [-50.0, -3.0, 50.0]])
+    S_v = Q @ torch.diag_embed(eigvals.double()) @ Q.mT
+    t = torch.tensor([0.5, 0.5, 0.9], dtype=torch.float64)  # bounds [-2, 2], [-2, 2], [-10, 10/9]
+    expected = torch.tensor([[-2.0, 0.5, 2.0], [-1.0, 0.0, 1.0], [-10.0, -3.0, 10 / 9]])
+    out = admissible_velocity(S_v, t)
+    torch.testing.assert_close(out, Q @ torch.diag_embed(expected.double()) @ Q.mT)
+    assert torch.equal(out[1], S_v[1])  # already admissible: untouched

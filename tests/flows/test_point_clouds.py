@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from mfm.flows.generate import generate_clouds
 from mfm.flows.point_clouds import (
     entropic_ot_targets,
-    generate_clouds,
     masked_mse,
     sample_noise_clouds,
     wfm_path,

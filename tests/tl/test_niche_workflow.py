@@ -20,11 +20,8 @@ from torch import nn
 
 import mfm
 from mfm.flows import bures_wasserstein as bw
-from mfm.flows.niche_objectives import (
-    BuresWassersteinObjective,
-    PointCloudObjective,
-    generate_gaussians,
-)
+from mfm.flows.generate import generate_gaussians
+from mfm.flows.niche_objectives import BuresWassersteinObjective, PointCloudObjective
 from mfm.models import GaussianVelocity
 from mfm.tl import NicheConfig, NicheModel
 
@@ -622,3 +619,29 @@ def test_fit_niches_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
     resumed = mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut", resume=True)
     for name, value in resumed.module.state_dict().items():
         torch.testing.assert_close(value, whole.module.state_dict()[name], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_gaussian_generation_on_merfish_does_not_diverge():
+    # Regression: after 200 training steps on MERFISH niches the learned Gaussian velocity grew
+    # with the covariance; generation blew up (t ~ 0.7) and `torch.linalg.eigh` failed.
+    import os
+
+    if not os.environ.get("MFM_DATA_DIR"):
+        pytest.skip("needs MFM_DATA_DIR with the MERFISH file")
+    import scanpy as sc
+
+    adata = mfm.datasets.moffitt_hypothalamus()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=16, random_state=0)
+    mfm.pp.niches(adata, n_neighbors=16, library_key="z", use_rep="X_pca")
+    adata.obs["cell_class"] = adata.obs["Cell_class"].astype(str).astype("category")
+    model = mfm.tl.fit_niches(
+        adata, condition_key="cell_class", geometry="gaussian", max_steps=200,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    gen = mfm.tl.generate_niches(model, n_per_condition=20, n_steps=50, random_state=0)
+    assert np.isfinite(gen.X).all()
+    # Generated points stay on the scale of the data (|x| <= 30 on real MERFISH PCs).
+    assert np.abs(gen.X).max() < 5 * np.abs(adata.obsm["X_pca"]).max()

@@ -19,6 +19,7 @@ from torch import Tensor
 
 __all__ = [
     "GaussianPathSample",
+    "admissible_velocity",
     "gaussian_from_clouds",
     "geodesic",
     "geodesic_path",
@@ -216,6 +217,50 @@ def velocity(
     return sample.v_m, sample.S_v
 
 
+def admissible_velocity(S_v: Tensor, t: float | Tensor) -> Tensor:
+    r"""Project covariance velocities onto those a Bures-Wasserstein geodesic can have at ``t``.
+
+    On the geodesic from ``S0`` to ``S1`` (:func:`geodesic_path`), ``S_v = (A - I) M_t^{-1}``
+    has the eigenvalues :math:`f(a) = (a - 1) / (1 - t + t a)` of the Monge map's eigenvalues
+    :math:`a > 0`; ``f`` increases from :math:`-1/(1 - t)` (``a -> 0``) to :math:`1/t`
+    (``a -> ∞``), so every geodesic velocity, and every average of them (the marginal velocity a
+    flow-matching network learns), has its spectrum in
+
+    .. math:: \mathcal V_t = \{S_v = S_v^\top :
+              -\tfrac{1}{1 - t} \le \lambda(S_v) \le \tfrac{1}{t}\}.
+
+    This returns the Frobenius projection onto the convex set :math:`\mathcal V_t` (eigenvalues
+    clamped to the interval). Projecting onto a convex set that holds the true velocity never
+    moves a learned velocity further from it, and it keeps a generation :func:`step` of size
+    ``h <= 1 - t`` positive semi-definite (``I + h S_v`` has eigenvalues
+    :math:`\ge 1 - h / (1 - t) \ge 0`). It also bounds how fast a covariance can grow, which a
+    network evaluated outside its training range does not. Matrices already in
+    :math:`\mathcal V_t` are returned unchanged (bit for bit).
+
+    Parameters
+    ----------
+    S_v
+        ``(B, d, d)`` symmetric covariance velocities.
+    t
+        A float or a scalar / ``(B,)`` tensor of times in [0, 1].
+
+    Returns
+    -------
+    ``(B, d, d)`` velocities with their spectra in :math:`\mathcal V_t`.
+    """
+    t_vec = _as_times(t, S_v)[:, None]
+    inf = torch.full_like(t_vec, torch.inf)
+    low = torch.where(t_vec < 1, -1 / (1 - t_vec).clamp_min(torch.finfo(S_v.dtype).tiny), -inf)
+    high = torch.where(t_vec > 0, 1 / t_vec.clamp_min(torch.finfo(S_v.dtype).tiny), inf)
+    eigvals, eigvecs = torch.linalg.eigh(_symmetrize(S_v))
+    outside = ((eigvals < low) | (eigvals > high)).any(-1)
+    if not bool(outside.any()):
+        return S_v
+    clamped = torch.minimum(torch.maximum(eigvals, low), high)
+    projected = _symmetrize((eigvecs * clamped[..., None, :]) @ eigvecs.mT)
+    return torch.where(outside[:, None, None], projected, S_v)
+
+
 def step(
     m: Tensor, S: Tensor, v_m: Tensor, S_v: Tensor, h: float | Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -226,7 +271,9 @@ def step(
 
     The covariance update is the push-forward of ``N(m, S)`` by the linear map
     ``x -> x + h (v_m + S_v (x - m))``, so it stays symmetric positive semi-definite and matches
-    :math:`\dot S = S_v S + S S_v` to first order in ``h``.
+    :math:`\dot S = S_v S + S S_v` to first order in ``h``. Along a geodesic it is exact for any
+    ``h``: ``I + h S_v(t) = M_{t+h} M_t^{-1}``. For a learned velocity, project ``S_v`` with
+    :func:`admissible_velocity` first, which keeps ``I + h S_v`` positive semi-definite.
 
     Parameters
     ----------

@@ -11,13 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..flows import bures_wasserstein as bw
-from ..flows.niche_objectives import (
-    BuresWassersteinObjective,
-    PointCloudObjective,
-    generate_gaussians,
-)
-from ..flows.point_clouds import generate_clouds
+from ..flows.generate import generate_clouds, generate_gaussian_clouds
+from ..flows.niche_objectives import BuresWassersteinObjective, PointCloudObjective
 from ..models import GaussianVelocity, SetTransformerVelocity
 from ._base import BaseModel, register
 
@@ -258,16 +253,15 @@ class NicheModel(BaseModel):
         velocity = partial(self.module.guided, guidance_scale=guidance_scale)
         if self.config.geometry == "point_cloud":
             return generate_clouds(velocity, x0, mask, labels, n_steps=n_steps)
-        m0, S0 = objective.gaussians(x0, mask)
-
-        def velocity64(m: Tensor, S: Tensor, t: Tensor, cond: Tensor | None):
-            v_m, S_v = velocity(m.float(), S.float(), t.float(), cond)
-            return v_m.double(), S_v.double()
-
-        m, S = generate_gaussians(velocity64, m0, S0, labels, n_steps=n_steps)
-        z = torch.randn(like.shape, generator=generator, dtype=m.dtype, device=m.device)
-        points = m[:, None, :] + z @ bw.sqrtm_spd(S)
-        return torch.where(mask[..., None], points, 0.0).float()
+        return generate_gaussian_clouds(
+            velocity,
+            x0,
+            mask,
+            labels,
+            shrinkage=self.config.shrinkage,
+            n_steps=n_steps,
+            generator=generator,
+        )
 
     def _tensor(self, values: list) -> Tensor:
         return torch.as_tensor(values, dtype=torch.float32, device=self.device)
