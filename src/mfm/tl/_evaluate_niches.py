@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import ot
 import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_positive_int
 from .._utils import RandomState, as_numpy_rng, make_actual
-from ..metrics import cloud_summaries, cloud_w2_matrix, label_accuracy, one_nn_accuracy
+from ..metrics import (
+    cloud_summaries,
+    cloud_w2_matrix,
+    label_accuracy,
+    one_nn_accuracy,
+    set_w2,
+)
 from ._fit_niches import real_niches
 
 logger = logging.getLogger(__name__)
@@ -61,8 +66,8 @@ def evaluate_niches(
       .. math:: \mathcal W_2 = \Big(\min_{P \in U(1/n_r, 1/n_g)} \sum_{ij} P_{ij}
                 W_2(\mu_i, \nu_j)^2\Big)^{1/2}
 
-      (exact OT, :func:`ot.emd2`), per condition and for all niches pooled. 0 when the
-      generated niches are copies of the real ones.
+      (exact OT, :func:`~mfm.metrics.set_w2`), per condition and for all niches pooled. 0 when
+      the generated niches are copies of the real ones.
 
     Parameters
     ----------
@@ -225,9 +230,7 @@ def _row(rr: np.ndarray, gg: np.ndarray, rg: np.ndarray) -> dict[str, float]:
     """Counts, 1-NN accuracy and set W2 of one group (NaN 1-NNA for a single pair)."""
     n = len(rr)
     one_nn = one_nn_accuracy(rr, gg, rg) if n > 0 else np.nan
-    w2 = np.nan
-    if n > 0:
-        w2 = float(np.sqrt(max(ot.emd2(ot.unif(n), ot.unif(n), rg**2), 0.0)))
+    w2 = set_w2(rg) if n > 0 else np.nan
     return {N_REAL: n, N_GENERATED: n, ONE_NN_ACCURACY: one_nn, W2: w2}
 
 
