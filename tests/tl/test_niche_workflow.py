@@ -645,3 +645,11 @@ def test_gaussian_generation_on_merfish_does_not_diverge():
     assert np.isfinite(gen.X).all()
     # Generated points stay on the scale of the data (|x| <= 30 on real MERFISH PCs).
     assert np.abs(gen.X).max() < 5 * np.abs(adata.obsm["X_pca"]).max()
+
+
+def test_evaluate_after_subsetting_asks_for_new_niches(fitted):
+    adata, model = fitted()
+    gen = mfm.tl.generate_niches(model, n_per_condition=2, n_steps=2)
+    subset = adata[: adata.n_obs - 5].copy()
+    with pytest.raises(ValueError, match="run `mfm.pp.niches` again after subsetting"):
+        mfm.tl.evaluate_niches(subset, gen)

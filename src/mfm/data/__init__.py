@@ -3,11 +3,13 @@
 from ._clouds import CloudBatch, PointClouds
 from ._populations import PopulationBatch, PopulationPairs
 from ._rows import RowStore
+from ._scaling import FeatureScaling
 
 __all__ = [
     "PopulationBatch",
     "PopulationPairs",
     "RowStore",
     "CloudBatch",
+    "FeatureScaling",
     "PointClouds",
 ]

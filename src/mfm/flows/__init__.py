@@ -9,6 +9,7 @@ from .paths import PathSample, linear_path
 from .point_clouds import (
     entropic_ot_targets,
     masked_mse,
+    pooled_gaussian,
     sample_noise_clouds,
     wfm_path,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "generate_gaussian_clouds",
     "generate_gaussians",
     "masked_mse",
+    "pooled_gaussian",
     "sample_noise_clouds",
     "wfm_path",
 ]

@@ -19,10 +19,12 @@ from torch import Tensor
 
 from .._checks import check_choice, check_positive_int
 from .._masks import resolve_mask, zero_padding
+from .bures_wasserstein import gaussian_from_clouds
 from .paths import PathSample, linear_path
 
 __all__ = [
     "entropic_ot_targets",
+    "pooled_gaussian",
     "masked_mse",
     "sample_noise_clouds",
     "wfm_path",
@@ -78,6 +80,32 @@ def sample_noise_clouds(
         msg = "`mean` and `cov` are only used with `kind='chol_normal'`."
         raise ValueError(msg)
     return z if mask is None else zero_padding(z, mask)
+
+
+def pooled_gaussian(points: Tensor, *, shrinkage: float = 1e-3) -> tuple[Tensor, Tensor]:
+    r"""Mean and shrunk covariance of all points pooled: the moments of ``"chol_normal"`` noise.
+
+    .. math:: m = \frac1N \sum_i x_i, \quad
+              S = (1 - \alpha) \frac1N \sum_i (x_i - m)(x_i - m)^\top + \alpha \mu I
+
+    (:func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds` of one cloud holding every point).
+
+    Parameters
+    ----------
+    points
+        ``(N, d)`` points, e.g. all points of all training clouds, standardised.
+    shrinkage
+        The weight ``α`` in [0, 1] of the scaled identity.
+
+    Returns
+    -------
+    ``(m, S)`` of shapes ``(d,)`` and ``(d, d)``, for :func:`sample_noise_clouds`.
+    """
+    if points.ndim != 2:
+        msg = f"`points` must be (N, d), got shape {tuple(points.shape)}."
+        raise ValueError(msg)
+    mean, cov = gaussian_from_clouds(points[None], shrinkage=shrinkage)
+    return mean[0], cov[0]
 
 
 def entropic_ot_targets(

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data import FeatureScaling
 from ..flows.generate import generate_clouds, generate_gaussian_clouds
 from ..flows.niche_objectives import BuresWassersteinObjective, PointCloudObjective
 from ..models import GaussianVelocity, SetTransformerVelocity
@@ -180,15 +181,18 @@ class NicheModel(BaseModel):
             raise ValueError(msg)
         return np.array([known.index(c) for c in conditions], dtype=np.int64)
 
+    @property
+    def scaling(self) -> FeatureScaling:
+        """The feature scaling of the training points (``feature_mean``, ``feature_scale``)."""
+        return FeatureScaling(np.asarray(self.config.feature_mean), self.config.feature_scale)
+
     def standardize(self, x: np.ndarray) -> np.ndarray:
         """Features ``(n, d)`` in the model's standardised space (float32)."""
-        mean = np.asarray(self.config.feature_mean, dtype=np.float32)
-        return ((x - mean) / np.float32(self.config.feature_scale)).astype(np.float32)
+        return self.scaling.transform(x)
 
     def unstandardize(self, x: np.ndarray) -> np.ndarray:
         """Standardised points ``(..., d)`` back in the feature space (float32)."""
-        mean = np.asarray(self.config.feature_mean, dtype=np.float32)
-        return (x * np.float32(self.config.feature_scale) + mean).astype(np.float32)
+        return self.scaling.inverse(x)
 
     @torch.no_grad()
     def sample(
