@@ -210,6 +210,19 @@ def test_fit_writes_history_params_and_config(fitted):
     assert model.standardize(points).reshape(-1).std() == pytest.approx(1.0, rel=0.05)
 
 
+def test_fit_logs_the_keys_it_added(caplog):
+    adata = tissue()
+    with caplog.at_level("INFO", logger="mfm"):
+        mfm.tl.fit_niches(adata, **{**FIT, "max_steps": 2}, key_added="niche")
+    finished = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mfm.tl._fit_niches" and "finished" in r.getMessage()
+    ]
+    assert finished == ["finished; added uns['niche']['history'], uns['niche']['params']['fit']"]
+    assert "history" in adata.uns["niche"] and "fit" in adata.uns["niche"]["params"]
+
+
 def test_fit_is_deterministic(fitted):
     _, model = fitted()
     again = mfm.tl.fit_niches(tissue(), **FIT)

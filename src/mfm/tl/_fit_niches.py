@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from anndata import AnnData
 
@@ -35,6 +36,9 @@ from ._trainer import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Entry of ``uns[key]['params']`` holding the fit parameters.
+FIT_PARAMS = "fit"
 
 
 def fit_niches(
@@ -184,12 +188,20 @@ def fit_niches(
         model.objective(), sampler.batch, settings, desc=f"WFM {geometry}", checkpoints=checkpoints
     )
 
-    adata.uns[keys.uns][keys.history] = history
-    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
-        config, settings, batch_size, random_state
-    )
-    logger.info("finished; added uns[%r]['history'] and ['params']['fit']", keys.uns)
+    added = _write(adata, keys, history, _fit_params(config, settings, batch_size, random_state))
+    logger.info("finished; added %s", ", ".join(added))
     return model
+
+
+def _write(adata: AnnData, keys: K.NicheKeys, history: pd.DataFrame, params: dict) -> list[str]:
+    """Write the history and the fit parameters; return the keys written, as ``uns[...]`` paths."""
+    uns = adata.uns[keys.uns]
+    uns[keys.history] = history
+    uns[keys.params][FIT_PARAMS] = params
+    return [
+        f"uns[{keys.uns!r}][{keys.history!r}]",
+        f"uns[{keys.uns!r}][{keys.params!r}][{FIT_PARAMS!r}]",
+    ]
 
 
 def _config(
