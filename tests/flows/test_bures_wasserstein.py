@@ -6,8 +6,10 @@ import torch
 from sklearn.covariance import ledoit_wolf
 
 from mfm.flows.bures_wasserstein import (
+    admissible_velocity,
     gaussian_from_clouds,
     geodesic,
+    geodesic_path,
     monge_map,
     sqrtm_spd,
     step,
@@ -124,6 +126,33 @@ def test_velocity_is_time_derivative_of_geodesic(gaussians, t):
     torch.testing.assert_close(S_v @ S_t + S_t @ S_v, dS)
 
 
+@pytest.mark.parametrize("t", [0.0, 0.4, 1.0])
+def test_geodesic_path_is_geodesic_and_velocity(gaussians, t):
+    m0, S0, m1, S1 = gaussians
+    sample = geodesic_path(m0, S0, m1, S1, t)
+    torch.testing.assert_close(
+        (sample.m_t, sample.S_t), geodesic(m0, S0, m1, S1, t), rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        (sample.v_m, sample.S_v), velocity(m0, S0, m1, S1, t), rtol=0, atol=0
+    )
+    torch.testing.assert_close(sample.t, torch.full((B,), t, dtype=torch.float64))
+
+
+def test_geodesic_path_one_dimensional_known_answer():
+    # 1-D: A = s1 / s0, S_t = ((1 - t) s0 + t s1)^2, S_v = (s1 - s0) / ((1 - t) s0 + t s1).
+    s0, s1 = (
+        torch.tensor([0.5, 2.0], dtype=torch.float64),
+        torch.tensor([3.0, 0.1], dtype=torch.float64),
+    )
+    t = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    zero = torch.zeros(2, 1, dtype=torch.float64)
+    sample = geodesic_path(zero, s0[:, None, None] ** 2, zero, s1[:, None, None] ** 2, t)
+    sd_t = (1 - t) * s0 + t * s1
+    torch.testing.assert_close(sample.S_t[:, 0, 0], sd_t**2)
+    torch.testing.assert_close(sample.S_v[:, 0, 0], (s1 - s0) / sd_t)
+
+
 def _integrate(gaussians, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     m0, S0, m1, S1 = gaussians
     m, S, h = m0, S0, 1.0 / n_steps
@@ -192,3 +221,23 @@ def test_gaussian_from_clouds_shrinkage():
         np.testing.assert_allclose(S_lw[b].numpy(), ledoit_wolf(x[b].numpy())[0], atol=1e-12)
     with pytest.raises(ValueError, match="shrinkage"):
         gaussian_from_clouds(x, shrinkage=2.0)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.7, 1.0])
+def test_geodesic_velocities_are_admissible(gaussians, t):
+    # Every geodesic velocity has its spectrum in [-1/(1-t), 1/t]: the projection keeps it.
+    m0, S0, m1, S1 = gaussians
+    S_v = velocity(m0, S0, m1, S1, t)[1]
+    assert admissible_velocity(S_v, t) is S_v
+
+
+def test_admissible_velocity_clamps_the_spectrum():
+    g = torch.Generator().manual_seed(5)
+    Q, _ = torch.linalg.qr(torch.randn(3, D, D, generator=g, dtype=torch.float64))
+    eigvals = torch.tensor([[-9.0, 0.5, 9.0], [-1.0, 0.0, 1.0], [-50.0, -3.0, 50.0]])
+    S_v = Q @ torch.diag_embed(eigvals.double()) @ Q.mT
+    t = torch.tensor([0.5, 0.5, 0.9], dtype=torch.float64)  # bounds [-2, 2], [-2, 2], [-10, 10/9]
+    expected = torch.tensor([[-2.0, 0.5, 2.0], [-1.0, 0.0, 1.0], [-10.0, -3.0, 10 / 9]])
+    out = admissible_velocity(S_v, t)
+    torch.testing.assert_close(out, Q @ torch.diag_embed(expected.double()) @ Q.mT)
+    assert torch.equal(out[1], S_v[1])  # already admissible: untouched

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from mfm.flows.generate import generate_clouds
 from mfm.flows.point_clouds import (
     entropic_ot_targets,
-    generate_clouds,
     masked_mse,
     sample_noise_clouds,
     wfm_path,
@@ -241,3 +241,14 @@ def test_wfm_learns_labelled_niches():
         points = out[labels == label][mask[labels == label]]
         torch.testing.assert_close(points.mean(0), centres[label], atol=0.4, rtol=0)
         assert (points.std(0) < 0.6).all()
+
+
+def test_pooled_gaussian_is_the_shrunk_covariance_of_all_points():
+    from mfm.flows import pooled_gaussian
+
+    points = torch.randn(50, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    m, S = pooled_gaussian(points, shrinkage=0.0)
+    np.testing.assert_allclose(m.numpy(), points.numpy().mean(0))
+    np.testing.assert_allclose(S.numpy(), np.cov(points.numpy().T, bias=True), atol=1e-12)
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        pooled_gaussian(points[None])

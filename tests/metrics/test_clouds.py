@@ -82,3 +82,22 @@ def test_500_clouds_under_a_minute():
     d = cloud_w2_matrix(clouds)
     assert time.perf_counter() - start < 60
     assert d.shape == (500, 500)
+
+
+def test_set_w2_known_answers():
+    from mfm.metrics import set_w2
+
+    rng = np.random.default_rng(5)
+    clouds = rng.normal(size=(6, 8, 2))
+    assert set_w2(cloud_w2_matrix(clouds, clouds[::-1])) == 0.0
+    # Each cloud shifted by the same vector c: every optimal pairing costs |c|^2.
+    shifted = clouds + np.array([3.0, 4.0])
+    np.testing.assert_allclose(set_w2(cloud_w2_matrix(clouds, shifted)), 5.0)
+    # Two singletons: the set W2 is the W2 of the two clouds.
+    d = cloud_w2_matrix(clouds[:1], clouds[1:2])
+    np.testing.assert_allclose(set_w2(d), d[0, 0])
+    # Unequal sizes: uniform weights 1/n_a, 1/n_b.
+    d = np.array([[1.0, 3.0]])
+    np.testing.assert_allclose(set_w2(d), np.sqrt((1 + 9) / 2))
+    with pytest.raises(ValueError, match="distances"):
+        set_w2(np.zeros((0, 3)))

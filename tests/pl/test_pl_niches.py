@@ -206,3 +206,20 @@ def test_spatial_niches_random_centres_and_errors(tissue):
         mfm.pl.spatial_niches(tissue, color="nothing", n=1, show=False)
     with pytest.raises(KeyError, match="not an obs name"):
         mfm.pl.spatial_niches(tissue, color=CONDITION, centers=["cell_x"], show=False)
+
+
+@pytest.mark.parametrize("plot", ["niches", "niche_composition", "spatial_niches"])
+def test_subset_after_niches_is_an_error_not_other_cells(tissue, plot):
+    # Niche indices are positions: after subsetting they would index other cells.
+    generated = make_generated(tissue)
+    subset = tissue[tissue.obs[CONDITION] != "type_2"].copy()
+    calls = {
+        "niches": lambda: mfm.pl.niches(subset, generated, condition="type_0", show=False),
+        "niche_composition": lambda: mfm.pl.niche_composition(
+            subset, generated, label_key=CONDITION, show=False
+        ),
+        "spatial_niches": lambda: mfm.pl.spatial_niches(subset, color=CONDITION, show=False),
+    }
+    with pytest.raises(ValueError, match=r"niches were built on 120.*run `mfm.pp.niches` again"):
+        calls[plot]()
+    plt.close("all")

@@ -20,11 +20,8 @@ from torch import nn
 
 import mfm
 from mfm.flows import bures_wasserstein as bw
-from mfm.flows.niche_objectives import (
-    BuresWassersteinObjective,
-    PointCloudObjective,
-    generate_gaussians,
-)
+from mfm.flows.generate import generate_gaussians
+from mfm.flows.niche_objectives import BuresWassersteinObjective, PointCloudObjective
 from mfm.models import GaussianVelocity
 from mfm.tl import NicheConfig, NicheModel
 
@@ -211,6 +208,19 @@ def test_fit_writes_history_params_and_config(fitted):
     np.testing.assert_allclose(c.feature_mean, points.mean(0), rtol=1e-6)
     assert c.feature_scale == pytest.approx(np.sqrt(points.var(0).mean()))
     assert model.standardize(points).reshape(-1).std() == pytest.approx(1.0, rel=0.05)
+
+
+def test_fit_logs_the_keys_it_added(caplog):
+    adata = tissue()
+    with caplog.at_level("INFO", logger="mfm"):
+        mfm.tl.fit_niches(adata, **{**FIT, "max_steps": 2}, key_added="niche")
+    finished = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mfm.tl._fit_niches" and "finished" in r.getMessage()
+    ]
+    assert finished == ["finished; added uns['niche']['history'], uns['niche']['params']['fit']"]
+    assert "history" in adata.uns["niche"] and "fit" in adata.uns["niche"]["params"]
 
 
 def test_fit_is_deterministic(fitted):
@@ -620,3 +630,37 @@ def test_fit_niches_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
     resumed = mfm.tl.fit_niches(cut, **kw, checkpoint_dir=tmp_path / "cut", resume=True)
     for name, value in resumed.module.state_dict().items():
         torch.testing.assert_close(value, whole.module.state_dict()[name], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_gaussian_generation_on_merfish_does_not_diverge():
+    # Regression: after 200 training steps on MERFISH niches the learned Gaussian velocity grew
+    # with the covariance; generation blew up (t ~ 0.7) and `torch.linalg.eigh` failed.
+    import os
+
+    if not os.environ.get("MFM_DATA_DIR"):
+        pytest.skip("needs MFM_DATA_DIR with the MERFISH file")
+    import scanpy as sc
+
+    adata = mfm.datasets.moffitt_hypothalamus()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=16, random_state=0)
+    mfm.pp.niches(adata, n_neighbors=16, library_key="z", use_rep="X_pca")
+    adata.obs["cell_class"] = adata.obs["Cell_class"].astype(str).astype("category")
+    model = mfm.tl.fit_niches(
+        adata, condition_key="cell_class", geometry="gaussian", max_steps=200,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    gen = mfm.tl.generate_niches(model, n_per_condition=20, n_steps=50, random_state=0)
+    assert np.isfinite(gen.X).all()
+    # Generated points stay on the scale of the data (|x| <= 30 on real MERFISH PCs).
+    assert np.abs(gen.X).max() < 5 * np.abs(adata.obsm["X_pca"]).max()
+
+
+def test_evaluate_after_subsetting_asks_for_new_niches(fitted):
+    adata, model = fitted()
+    gen = mfm.tl.generate_niches(model, n_per_condition=2, n_steps=2)
+    subset = adata[: adata.n_obs - 5].copy()
+    with pytest.raises(ValueError, match="run `mfm.pp.niches` again after subsetting"):
+        mfm.tl.evaluate_niches(subset, gen)

@@ -4,6 +4,7 @@ from ._clouds import CloudBatch, PointClouds
 from ._populations import PopulationBatch, PopulationPairs
 from ._rows import RowStore
 from ._samplers import CloudSampler, PopulationSampler, RandomStreams
+from ._scaling import FeatureScaling
 from ._statistics import feature_statistics, streaming_moments
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "PopulationPairs",
     "RowStore",
     "CloudBatch",
+    "FeatureScaling",
     "PointClouds",
     "RandomStreams",
     "PopulationSampler",

@@ -11,14 +11,18 @@ The Gaussian flavour of Wasserstein flow matching (Haviv et al., ICML 2025) lear
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "GaussianPathSample",
+    "admissible_velocity",
     "gaussian_from_clouds",
     "geodesic",
+    "geodesic_path",
     "monge_map",
     "sqrtm_spd",
     "step",
@@ -71,6 +75,81 @@ def monge_map(S0: Tensor, S1: Tensor) -> Tensor:
     return _symmetrize(inv_root0 @ middle @ inv_root0)
 
 
+@dataclass(frozen=True)
+class GaussianPathSample:
+    """A point of the Bures-Wasserstein geodesic and its velocity (see :func:`geodesic_path`).
+
+    Attributes
+    ----------
+    m_t
+        ``(B, d)`` means at time ``t``.
+    S_t
+        ``(B, d, d)`` covariances at time ``t``.
+    v_m
+        ``(B, d)`` mean velocities.
+    S_v
+        ``(B, d, d)`` symmetric covariance velocities.
+    t
+        ``(B,)`` times.
+    """
+
+    m_t: Tensor
+    S_t: Tensor
+    v_m: Tensor
+    S_v: Tensor
+    t: Tensor
+
+
+def geodesic_path(
+    m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor
+) -> GaussianPathSample:
+    r"""Point at time ``t`` on the Bures-Wasserstein geodesic and its velocity, one Monge map.
+
+    .. math:: A = \text{monge\_map}(S_0, S_1), \quad M_t = (1 - t) I + t A, \quad
+              m_t = (1 - t) m_0 + t m_1, \quad S_t = M_t S_0 M_t,
+
+    .. math:: v_m = m_1 - m_0, \qquad S_v = (A - I) M_t^{-1}
+
+    ``A`` and ``M_t`` commute (``M_t`` is a polynomial in ``A``), so ``S_v`` is symmetric and
+    :math:`\dot S_t = S_v S_t + S_t S_v`; a particle at ``x`` moves with
+    :math:`v_m + S_v (x - m_t)`. :math:`W_2` along the geodesic is
+    :math:`W_2(\mu_0, \mu_t) = t W` and :math:`W_2(\mu_t, \mu_1) = (1 - t) W`. ``S_t`` and
+    ``S_v`` are symmetrised to remove round-off asymmetry. The flow-matching objective needs
+    both the point and the velocity: computing them together costs one Monge map (three
+    eigendecompositions) instead of two.
+
+    Parameters
+    ----------
+    m0
+        ``(B, d)`` means at t = 0.
+    S0
+        ``(B, d, d)`` SPD covariances at t = 0.
+    m1
+        ``(B, d)`` means at t = 1.
+    S1
+        ``(B, d, d)`` SPD covariances at t = 1.
+    t
+        A float or a scalar / ``(B,)`` tensor of times in [0, 1].
+
+    Returns
+    -------
+    The :class:`GaussianPathSample` ``(m_t, S_t, v_m, S_v, t)``.
+
+    See Also
+    --------
+    geodesic : the point only.
+    velocity : the velocity only.
+    """
+    t_vec = _as_times(t, m0)
+    A = monge_map(S0, S1)
+    M_t = _interpolate_identity(A, t_vec)
+    m_t = (1 - t_vec)[:, None] * m0 + t_vec[:, None] * m1
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    # M_t is SPD for t in [0, 1] (convex combination of I and the SPD map A): solve, not invert.
+    S_v = torch.linalg.solve(M_t, A - eye, left=False)
+    return GaussianPathSample(m_t, _symmetrize(M_t @ S0 @ M_t), m1 - m0, _symmetrize(S_v), t_vec)
+
+
 def geodesic(
     m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float | Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -79,27 +158,31 @@ def geodesic(
     .. math:: m_t = (1 - t) m_0 + t m_1, \quad M_t = (1 - t) I + t A,
               \quad S_t = M_t S_0 M_t
 
-    with ``A`` the :func:`monge_map` from ``S0`` to ``S1``. :math:`W_2` along the geodesic is
-    :math:`W_2(\mu_0, \mu_t) = t W` and :math:`W_2(\mu_t, \mu_1) = (1 - t) W`.
+    with ``A`` the :func:`monge_map` from ``S0`` to ``S1``.
 
     Parameters
     ----------
-    m0, m1
-        ``(B, d)`` means at t = 0 and t = 1.
-    S0, S1
-        ``(B, d, d)`` SPD covariances at t = 0 and t = 1.
+    m0
+        ``(B, d)`` means at t = 0.
+    S0
+        ``(B, d, d)`` SPD covariances at t = 0.
+    m1
+        ``(B, d)`` means at t = 1.
+    S1
+        ``(B, d, d)`` SPD covariances at t = 1.
     t
         A float or a scalar / ``(B,)`` tensor of times in [0, 1].
 
     Returns
     -------
     ``(m_t, S_t)`` of shapes ``(B, d)`` and ``(B, d, d)``.
+
+    See Also
+    --------
+    geodesic_path : the point and its velocity, from one Monge map.
     """
-    t_vec = _as_times(t, m0)
-    A = monge_map(S0, S1)
-    M_t = _interpolate_identity(A, t_vec)
-    m_t = (1 - t_vec)[:, None] * m0 + t_vec[:, None] * m1
-    return m_t, _symmetrize(M_t @ S0 @ M_t)
+    sample = geodesic_path(m0, S0, m1, S1, t)
+    return sample.m_t, sample.S_t
 
 
 def velocity(
@@ -109,29 +192,73 @@ def velocity(
 
     .. math:: v_m = m_1 - m_0, \qquad S_v = (A - I) M_t^{-1}, \quad M_t = (1 - t) I + t A
 
-    ``A`` and ``M_t`` commute (``M_t`` is a polynomial in ``A``), so ``S_v`` is symmetric and
-    :math:`\dot S_t = S_v S_t + S_t S_v`; a particle at ``x`` moves with
-    :math:`v_m + S_v (x - m_t)`. ``S_v`` is symmetrised to remove round-off asymmetry.
-
     Parameters
     ----------
-    m0, m1
-        ``(B, d)`` means at t = 0 and t = 1.
-    S0, S1
-        ``(B, d, d)`` SPD covariances at t = 0 and t = 1.
+    m0
+        ``(B, d)`` means at t = 0.
+    S0
+        ``(B, d, d)`` SPD covariances at t = 0.
+    m1
+        ``(B, d)`` means at t = 1.
+    S1
+        ``(B, d, d)`` SPD covariances at t = 1.
     t
         A float or a scalar / ``(B,)`` tensor of times in [0, 1].
 
     Returns
     -------
     ``(v_m, S_v)`` of shapes ``(B, d)`` and ``(B, d, d)``.
+
+    See Also
+    --------
+    geodesic_path : the point and its velocity, from one Monge map.
     """
-    t_vec = _as_times(t, m0)
-    A = monge_map(S0, S1)
-    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-    # M_t is SPD for t in [0, 1] (convex combination of I and the SPD map A): solve, not invert.
-    S_v = torch.linalg.solve(_interpolate_identity(A, t_vec), A - eye, left=False)
-    return m1 - m0, _symmetrize(S_v)
+    sample = geodesic_path(m0, S0, m1, S1, t)
+    return sample.v_m, sample.S_v
+
+
+def admissible_velocity(S_v: Tensor, t: float | Tensor) -> Tensor:
+    r"""Project covariance velocities onto those a Bures-Wasserstein geodesic can have at ``t``.
+
+    On the geodesic from ``S0`` to ``S1`` (:func:`geodesic_path`), ``S_v = (A - I) M_t^{-1}``
+    has the eigenvalues :math:`f(a) = (a - 1) / (1 - t + t a)` of the Monge map's eigenvalues
+    :math:`a > 0`; ``f`` increases from :math:`-1/(1 - t)` (``a -> 0``) to :math:`1/t`
+    (``a -> ∞``), so every geodesic velocity, and every average of them (the marginal velocity a
+    flow-matching network learns), has its spectrum in
+
+    .. math:: \mathcal V_t = \{S_v = S_v^\top :
+              -\tfrac{1}{1 - t} \le \lambda(S_v) \le \tfrac{1}{t}\}.
+
+    This returns the Frobenius projection onto the convex set :math:`\mathcal V_t` (eigenvalues
+    clamped to the interval). Projecting onto a convex set that holds the true velocity never
+    moves a learned velocity further from it, and it keeps a generation :func:`step` of size
+    ``h <= 1 - t`` positive semi-definite (``I + h S_v`` has eigenvalues
+    :math:`\ge 1 - h / (1 - t) \ge 0`). It also bounds how fast a covariance can grow, which a
+    network evaluated outside its training range does not. Matrices already in
+    :math:`\mathcal V_t` are returned unchanged (bit for bit).
+
+    Parameters
+    ----------
+    S_v
+        ``(B, d, d)`` symmetric covariance velocities.
+    t
+        A float or a scalar / ``(B,)`` tensor of times in [0, 1].
+
+    Returns
+    -------
+    ``(B, d, d)`` velocities with their spectra in :math:`\mathcal V_t`.
+    """
+    t_vec = _as_times(t, S_v)[:, None]
+    inf = torch.full_like(t_vec, torch.inf)
+    low = torch.where(t_vec < 1, -1 / (1 - t_vec).clamp_min(torch.finfo(S_v.dtype).tiny), -inf)
+    high = torch.where(t_vec > 0, 1 / t_vec.clamp_min(torch.finfo(S_v.dtype).tiny), inf)
+    eigvals, eigvecs = torch.linalg.eigh(_symmetrize(S_v))
+    outside = ((eigvals < low) | (eigvals > high)).any(-1)
+    if not bool(outside.any()):
+        return S_v
+    clamped = torch.minimum(torch.maximum(eigvals, low), high)
+    projected = _symmetrize((eigvecs * clamped[..., None, :]) @ eigvecs.mT)
+    return torch.where(outside[:, None, None], projected, S_v)
 
 
 def step(
@@ -144,7 +271,9 @@ def step(
 
     The covariance update is the push-forward of ``N(m, S)`` by the linear map
     ``x -> x + h (v_m + S_v (x - m))``, so it stays symmetric positive semi-definite and matches
-    :math:`\dot S = S_v S + S S_v` to first order in ``h``.
+    :math:`\dot S = S_v S + S S_v` to first order in ``h``. Along a geodesic it is exact for any
+    ``h``: ``I + h S_v(t) = M_{t+h} M_t^{-1}``. For a learned velocity, project ``S_v`` with
+    :func:`admissible_velocity` first, which keeps ``I + h S_v`` positive semi-definite.
 
     Parameters
     ----------

@@ -10,35 +10,27 @@ points, and return a :class:`~mfm.flows.LossOutput`:
   regresses the Bures-Wasserstein geodesic velocity ``(v_m, S_v)``
   (:mod:`mfm.flows.bures_wasserstein`).
 
-:func:`generate_gaussians` integrates a learned Gaussian velocity; point clouds are generated with
-:func:`~mfm.flows.point_clouds.generate_clouds`.
+The generators of both geometries live in :mod:`mfm.flows.generate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_positive_int
-from ..models.gaussian_velocity import GaussianVelocity
 from . import bures_wasserstein as bw
 from .losses import LossOutput
 from .point_clouds import NoiseKind, TargetMode, masked_mse, sample_noise_clouds, wfm_path
 
 if TYPE_CHECKING:
-    from ..models import SetTransformerVelocity
+    from ..models import GaussianVelocity, SetTransformerVelocity
 
 __all__ = [
     "BuresWassersteinObjective",
     "PointCloudObjective",
-    "generate_gaussians",
 ]
-
-#: ``velocity_fn(m (B, d), S (B, d, d), t (B,), cond) -> (v_m (B, d), S_v (B, d, d))``.
-GaussianVelocityFn = Callable[[Tensor, Tensor, Tensor, Any], tuple[Tensor, Tensor]]
 
 
 class _NoiseSource(nn.Module):
@@ -164,8 +156,7 @@ class BuresWassersteinObjective(_NoiseSource):
     its mean and shrunk covariance (:func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds`),
     :math:`N(m_0, S_0)` and :math:`N(m_1, S_1)`. With :math:`t \sim U(0, 1)` per niche, the
     geodesic point :math:`(m_t, S_t)` and its velocity :math:`(v_m, S_v)`
-    (:func:`~mfm.flows.bures_wasserstein.geodesic`, :func:`~mfm.flows.bures_wasserstein.velocity`,
-    computed in float64),
+    (:func:`~mfm.flows.bures_wasserstein.geodesic_path`, one Monge map, computed in float64),
 
     .. math:: \mathcal L = \frac1{Bd} \sum_b \lVert \hat v_m - v_m \rVert^2
               + \frac1{Bd^2} \sum_b \lVert \hat S_v - S_v \rVert_F^2 .
@@ -243,58 +234,12 @@ class BuresWassersteinObjective(_NoiseSource):
             m0, S0 = self.gaussians(self.noise_clouds(x1, mask, generator), mask)
             m1, S1 = self.gaussians(x1, mask)
             t = torch.rand(len(x1), generator=generator, dtype=m0.dtype, device=m0.device)
-            m_t, S_t = bw.geodesic(m0, S0, m1, S1, t)
-            v_m, S_v = bw.velocity(m0, S0, m1, S1, t)
+            path = bw.geodesic_path(m0, S0, m1, S1, t)
         dtype = x1.dtype
         pred_m, pred_S = self.net(
-            m_t.to(dtype), S_t.to(dtype), t.to(dtype), labels, generator=generator
+            path.m_t.to(dtype), path.S_t.to(dtype), t.to(dtype), labels, generator=generator
         )
-        loss_m = (pred_m - v_m.to(dtype)).square().mean()
-        loss_S = (pred_S - S_v.to(dtype)).square().mean()
+        loss_m = (pred_m - path.v_m.to(dtype)).square().mean()
+        loss_S = (pred_S - path.S_v.to(dtype)).square().mean()
         loss = loss_m + loss_S
         return LossOutput(loss, {"mean": float(loss_m.detach()), "cov": float(loss_S.detach())})
-
-
-def generate_gaussians(
-    velocity_fn: GaussianVelocityFn,
-    m0: Tensor,
-    S0: Tensor,
-    cond: Any = None,
-    *,
-    n_steps: int = 100,
-) -> tuple[Tensor, Tensor]:
-    r"""Integrate a Gaussian velocity from ``N(m0, S0)`` at t = 0 to t = 1 with explicit steps.
-
-    .. math:: m \leftarrow m + h v_m, \qquad S \leftarrow (I + h S_v) S (I + h S_v),
-              \qquad h = 1 / n_\mathrm{steps}
-
-    (:func:`~mfm.flows.bures_wasserstein.step`), which keeps ``S`` symmetric positive
-    semi-definite. Runs without gradient; put the velocity module in eval mode first.
-
-    Parameters
-    ----------
-    velocity_fn
-        ``velocity_fn(m (B, d), S (B, d, d), t (B,), cond) -> (v_m, S_v)``, e.g.
-        ``functools.partial(net.guided, guidance_scale=w)`` of a :class:`GaussianVelocity`.
-    m0
-        ``(B, d)`` source means.
-    S0
-        ``(B, d, d)`` SPD source covariances.
-    cond
-        Condition passed to ``velocity_fn`` (e.g. ``(B,)`` labels), or ``None``.
-    n_steps
-        Number of steps.
-
-    Returns
-    -------
-    ``(m, S)`` at t = 1, shapes ``(B, d)`` and ``(B, d, d)``.
-    """
-    check_positive_int("n_steps", n_steps)
-    h = 1.0 / n_steps
-    m, S = m0, S0
-    with torch.no_grad():
-        for k in range(n_steps):
-            t = torch.full((len(m),), k * h, dtype=m.dtype, device=m.device)
-            v_m, S_v = velocity_fn(m, S, t, cond)
-            m, S = bw.step(m, S, v_m, S_v, h)
-    return m, S

@@ -9,8 +9,7 @@ path ``x_t = (1 - t) x0 + t T(x0)`` with velocity ``T(x0) - x0``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,12 +18,13 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from .._checks import check_choice, check_positive_int
-from ..models._masks import resolve_mask
+from .._masks import resolve_mask, zero_padding
+from .bures_wasserstein import gaussian_from_clouds
 from .paths import PathSample, linear_path
 
 __all__ = [
     "entropic_ot_targets",
-    "generate_clouds",
+    "pooled_gaussian",
     "masked_mse",
     "sample_noise_clouds",
     "wfm_path",
@@ -33,8 +33,6 @@ __all__ = [
 NoiseKind = Literal["gaussian", "chol_normal"]
 TargetMode = Literal["matching", "barycentric"]
 Rounding = Literal["assignment", "greedy"]
-#: ``velocity_fn(x (B, n, d), t (B,), cond, mask (B, n) | None) -> (B, n, d)``.
-VelocityFn = Callable[[Tensor, Tensor, Any, Tensor | None], Tensor]
 
 
 def sample_noise_clouds(
@@ -74,14 +72,40 @@ def sample_noise_clouds(
     ``(B, n, d)`` noise clouds.
     """
     check_choice("kind", kind, ("gaussian", "chol_normal"))
-    _check_clouds(like, like, mask)
+    check_clouds(like, like, mask)
     z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
     if kind == "chol_normal":
         z = _colour(z, mean, cov)
     elif mean is not None or cov is not None:
         msg = "`mean` and `cov` are only used with `kind='chol_normal'`."
         raise ValueError(msg)
-    return z if mask is None else _zero_padding(z, mask)
+    return z if mask is None else zero_padding(z, mask)
+
+
+def pooled_gaussian(points: Tensor, *, shrinkage: float = 1e-3) -> tuple[Tensor, Tensor]:
+    r"""Mean and shrunk covariance of all points pooled: the moments of ``"chol_normal"`` noise.
+
+    .. math:: m = \frac1N \sum_i x_i, \quad
+              S = (1 - \alpha) \frac1N \sum_i (x_i - m)(x_i - m)^\top + \alpha \mu I
+
+    (:func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds` of one cloud holding every point).
+
+    Parameters
+    ----------
+    points
+        ``(N, d)`` points, e.g. all points of all training clouds, standardised.
+    shrinkage
+        The weight ``α`` in [0, 1] of the scaled identity.
+
+    Returns
+    -------
+    ``(m, S)`` of shapes ``(d,)`` and ``(d, d)``, for :func:`sample_noise_clouds`.
+    """
+    if points.ndim != 2:
+        msg = f"`points` must be (N, d), got shape {tuple(points.shape)}."
+        raise ValueError(msg)
+    mean, cov = gaussian_from_clouds(points[None], shrinkage=shrinkage)
+    return mean[0], cov[0]
 
 
 def entropic_ot_targets(
@@ -161,13 +185,13 @@ def entropic_ot_targets(
     if not reg > 0:
         msg = f"`reg` must be > 0 (relative to the mean cost), got {reg!r}."
         raise ValueError(msg)
-    mask = _check_clouds(x0, x1, mask)
+    mask = check_clouds(x0, x1, mask)
     if not bool(mask.any(-1).all()):
         msg = "Every cloud needs at least one valid point (a row of `mask` is all False)."
         raise ValueError(msg)
     with torch.no_grad():
         work = torch.float32 if x0.dtype in (torch.float16, torch.bfloat16) else x0.dtype
-        a, b = _zero_padding(x0, mask).to(work), _zero_padding(x1, mask).to(work)
+        a, b = zero_padding(x0, mask).to(work), zero_padding(x1, mask).to(work)
         log_plan = _entropic_log_plan(a, b, mask, reg=reg, n_iter=n_iter, tol=tol)
         if mode == "barycentric":
             weights = torch.softmax(log_plan, dim=-1).nan_to_num(0.0)  # padded rows are all -inf
@@ -175,7 +199,7 @@ def entropic_ot_targets(
         else:
             match = _matching(log_plan, mask, rounding)
             targets = torch.gather(b, 1, match[..., None].expand_as(b))
-        return _zero_padding(targets, mask).to(x1.dtype)
+        return zero_padding(targets, mask).to(x1.dtype)
 
 
 def wfm_path(
@@ -216,10 +240,10 @@ def wfm_path(
     targets = entropic_ot_targets(
         x0, x1, mask, reg=reg, n_iter=n_iter, tol=tol, mode=mode, rounding=rounding
     )
-    path = linear_path(_zero_padding(x0, mask), targets, t)
+    path = linear_path(zero_padding(x0, mask), targets, t)
     if mask is None:
         return path
-    return PathSample(_zero_padding(path.x_t, mask), _zero_padding(path.dx_t, mask), path.t)
+    return PathSample(zero_padding(path.x_t, mask), zero_padding(path.dx_t, mask), path.t)
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -243,66 +267,13 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tens
     -------
     Scalar loss tensor.
     """
-    mask = _check_clouds(pred, target, mask)
+    mask = check_clouds(pred, target, mask)
     squared = (pred - target).pow(2).mean(-1)
     squared = torch.where(
         mask, squared, torch.zeros((), dtype=squared.dtype, device=squared.device)
     )
     counts = mask.sum(-1).clamp_min(1).to(squared.dtype)
     return (squared.sum(-1) / counts).mean()
-
-
-def generate_clouds(
-    velocity_fn: VelocityFn,
-    x0: Tensor,
-    mask: Tensor | None = None,
-    cond: Any = None,
-    *,
-    n_steps: int = 100,
-    method: Literal["euler", "midpoint"] = "euler",
-) -> Tensor:
-    r"""Integrate ``dx/dt = v(x, t | cond)`` from noise clouds at t = 0 to t = 1 with fixed steps.
-
-    .. math:: \text{euler: } x \leftarrow x + h v(x, t); \qquad
-              \text{midpoint: } x \leftarrow x + h v(x + \tfrac h2 v(x, t), t + \tfrac h2)
-
-    with ``h = 1 / n_steps``. Runs without gradient; padded points stay 0. Put the velocity
-    module in eval mode first (``model.eval()``), or its dropout and label dropout stay on.
-
-    Parameters
-    ----------
-    velocity_fn
-        ``velocity_fn(x (B, n, d), t (B,), cond, mask) -> (B, n, d)``, e.g. a
-        `~mfm.models.SetTransformerVelocity` or ``functools.partial(model.guided,
-        guidance_scale=w)``.
-    x0
-        ``(B, n, d)`` noise clouds (see :func:`sample_noise_clouds`).
-    mask
-        ``(B, n)`` bool, True on valid points, or ``None``.
-    cond
-        Condition passed through to ``velocity_fn`` (e.g. ``(B,)`` labels), or ``None``.
-    n_steps
-        Number of steps.
-    method
-        ``"euler"`` or ``"midpoint"``.
-
-    Returns
-    -------
-    ``(B, n, d)`` generated clouds at t = 1.
-    """
-    check_positive_int("n_steps", n_steps)
-    check_choice("method", method, ("euler", "midpoint"))
-    mask = _check_clouds(x0, x0, mask)
-    h = 1.0 / n_steps
-    with torch.no_grad():
-        x = _zero_padding(x0, mask)
-        for k in range(n_steps):
-            t = torch.full((len(x),), k * h, dtype=x.dtype, device=x.device)
-            v = velocity_fn(x, t, cond, mask)
-            if method == "midpoint":
-                v = velocity_fn(_zero_padding(x + 0.5 * h * v, mask), t + 0.5 * h, cond, mask)
-            x = _zero_padding(x + h * v, mask)
-    return x
 
 
 def _entropic_log_plan(
@@ -382,14 +353,7 @@ def _colour(z: Tensor, mean: Tensor | None, cov: Tensor | None) -> Tensor:
     return mean.to(z) + z @ chol.mT
 
 
-def _zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
-    """``x`` with padded points set to 0 (``torch.where``, so NaN padding does not leak)."""
-    if mask is None:
-        return x
-    return torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-
-def _check_clouds(x0: Tensor, x1: Tensor, mask: Tensor | None) -> Tensor:
+def check_clouds(x0: Tensor, x1: Tensor, mask: Tensor | None) -> Tensor:
     """Check ``(B, n, d)`` clouds and a ``(B, n)`` bool mask; return the mask (all True if None)."""
     if x0.ndim != 3 or x0.shape != x1.shape:
         msg = (

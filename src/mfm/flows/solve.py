@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -12,6 +13,11 @@ from torchdiffeq import odeint
 from .._checks import check_choice, check_positive_int
 
 logger = logging.getLogger(__name__)
+
+#: State of a fixed-step generator: a tensor or a tuple of tensors (e.g. a Gaussian's ``(m, S)``).
+State = TypeVar("State")
+#: One step of a fixed-step generator: ``step(state, t (B,), h) -> state`` at time ``t``.
+StepFn = Callable[[State, Tensor, float], State]
 
 #: Velocity field ``v(x (N, d), t (N,), cond (N, c) | None) -> (N, d)``.
 Velocity = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -140,6 +146,45 @@ def integrate_path(
                 func, x0[rows], grid, method=method, atol=atol, rtol=rtol, options=options
             )
     return out
+
+
+def integrate_fixed(step: StepFn[State], state: State, *, n_steps: int, like: Tensor) -> State:
+    r"""Apply ``n_steps`` fixed steps of size ``h = 1 / n_steps`` from t = 0 to 1, without gradient.
+
+    .. math:: s_{k+1} = \mathrm{step}(s_k, t_k, h), \qquad t_k = k h, \quad k = 0, \dots,
+              n_\mathrm{steps} - 1
+
+    The one loop of the niche generators: the step decides the geometry (an Euler or midpoint
+    step of point clouds, :func:`~mfm.flows.generate.generate_clouds`; the push-forward step of
+    Gaussians, :func:`~mfm.flows.generate.generate_gaussians`), which torchdiffeq's Euclidean
+    solvers of :func:`integrate` cannot express.
+
+    Parameters
+    ----------
+    step
+        ``step(state, t, h) -> state`` with ``t`` a ``(B,)`` tensor of equal times.
+    state
+        The state at t = 0 (passed to ``step`` as is).
+    n_steps
+        Number of steps.
+    like
+        ``(B, ...)`` tensor whose length, dtype and device the times take.
+
+    Returns
+    -------
+    The state at t = 1.
+
+    See Also
+    --------
+    integrate : adaptive and fixed-step ODE solvers of Euclidean states (torchdiffeq).
+    """
+    check_positive_int("n_steps", n_steps)
+    h = 1.0 / n_steps
+    with torch.no_grad():
+        for k in range(n_steps):
+            t = torch.full((len(like),), k * h, dtype=like.dtype, device=like.device)
+            state = step(state, t, h)
+    return state
 
 
 class _ODEFunc:

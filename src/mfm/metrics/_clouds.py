@@ -77,6 +77,43 @@ def cloud_w2_matrix(clouds_a: Clouds, clouds_b: Clouds | None = None) -> np.ndar
     return out
 
 
+def set_w2(distances: np.ndarray) -> float:
+    r"""W2 between two collections of clouds, from the W2 distances between their clouds.
+
+    Each collection is the uniform measure over its clouds :math:`\{\mu_i\}_{i \le n_a}` and
+    :math:`\{\nu_j\}_{j \le n_b}`; the ground cost is the W2 distance between clouds:
+
+    .. math:: \mathcal W_2 = \Big(\min_{P \in U(1/n_a, 1/n_b)} \sum_{ij} P_{ij}
+              W_2(\mu_i, \nu_j)^2\Big)^{1/2}
+
+    (exact OT, :func:`ot.emd2`). 0 when one collection is a permutation of the other.
+
+    Parameters
+    ----------
+    distances
+        ``(n_a, n_b)`` W2 distances between the clouds of the two collections, e.g.
+        :func:`cloud_w2_matrix` of both.
+
+    Returns
+    -------
+    The set-level W2 distance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mfm
+    >>> real = np.random.default_rng(0).normal(size=(5, 16, 2))
+    >>> mfm.metrics.set_w2(mfm.metrics.cloud_w2_matrix(real, real[::-1]))
+    0.0
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.ndim != 2 or 0 in distances.shape:
+        msg = f"`distances` must be a non-empty (n_a, n_b) matrix, got shape {distances.shape}."
+        raise ValueError(msg)
+    n_a, n_b = distances.shape
+    return float(np.sqrt(max(ot.emd2(ot.unif(n_a), ot.unif(n_b), distances**2), 0.0)))
+
+
 def cloud_summaries(clouds: Clouds) -> np.ndarray:
     r"""Per-cloud summary features: mean and upper triangle of the covariance.
 

@@ -8,10 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
+from ._guidance import GuidedVelocity
 from .mlp import VelocityMLP
 
 
-class GaussianVelocity(nn.Module):
+class GaussianVelocity(GuidedVelocity):
     r"""Velocity :math:`(v_m, S_v)(m, S, t \mid c)` on the Bures-Wasserstein manifold.
 
     A :class:`~mfm.models.VelocityMLP` on the flattened Gaussian
@@ -47,13 +48,9 @@ class GaussianVelocity(nn.Module):
         time_features: int = 32,
         cfg_dropout: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(n_conditions, cfg_dropout)
         check_positive_int("features", features)
-        check_positive_int("n_conditions", n_conditions, minimum=0)
-        if not 0.0 <= cfg_dropout <= 1.0:
-            msg = f"`cfg_dropout` must be a probability in [0, 1], got {cfg_dropout!r}."
-            raise ValueError(msg)
-        self.features, self.n_conditions, self.cfg_dropout = features, n_conditions, cfg_dropout
+        self.features = features
         n_cond = n_conditions + 1 if n_conditions else 0
         size = features + features * (features + 1) // 2
         self.mlp = VelocityMLP(
@@ -62,11 +59,6 @@ class GaussianVelocity(nn.Module):
         rows, cols = torch.triu_indices(features, features)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
-
-    @property
-    def null_label(self) -> int:
-        """Index of the null (unconditional) label: ``n_conditions``."""
-        return self.n_conditions
 
     def forward(
         self,
@@ -96,13 +88,7 @@ class GaussianVelocity(nn.Module):
         -------
         ``(v_m, S_v)`` of shapes ``(B, d)`` and ``(B, d, d)`` (``S_v`` symmetric).
         """
-        if labels is not None and self.training and self.cfg_dropout > 0:
-            drop = (
-                torch.rand(labels.shape, generator=generator, device=labels.device)
-                < self.cfg_dropout
-            )
-            labels = torch.where(drop, self.null_label, labels)
-        return self._velocity(m, S, t, labels)
+        return self._velocity(m, S, t, self.drop_labels(labels, generator))
 
     def guided(
         self,
@@ -137,8 +123,7 @@ class GaussianVelocity(nn.Module):
         if labels is None or guidance_scale == 0:
             return conditional
         null = self._velocity(m, S, t, torch.full_like(labels, self.null_label))
-        w = guidance_scale
-        return tuple((1 + w) * c - w * u for c, u in zip(conditional, null, strict=True))
+        return self.guide(conditional, null, guidance_scale)
 
     def vech(self, S: Tensor) -> Tensor:
         r"""``(B, d (d + 1) / 2)`` upper triangles, off-diagonal entries times :math:`\sqrt 2`."""

@@ -6,11 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_positive_int
-from ._masks import resolve_mask
+from .._masks import resolve_mask
+from ._guidance import GuidedVelocity
 from .embedding import SinusoidalTimeEmbedding
 
 
-class SetTransformerVelocity(nn.Module):
+class SetTransformerVelocity(GuidedVelocity):
     r"""Velocity :math:`v_\theta(x, t \mid c)` of every point of a cloud, for WFM on point clouds.
 
     .. math::
@@ -57,10 +58,9 @@ class SetTransformerVelocity(nn.Module):
         dropout: float = 0.0,
         cfg_dropout: float = 0.0,
     ):
-        super().__init__()
+        super().__init__(n_conditions, cfg_dropout)
         for name, value, minimum in [
             ("features", features, 1),
-            ("n_conditions", n_conditions, 0),
             ("hidden", hidden, 1),
             ("n_layers", n_layers, 1),
             ("n_heads", n_heads, 1),
@@ -69,10 +69,7 @@ class SetTransformerVelocity(nn.Module):
         if hidden % n_heads:
             msg = f"`n_heads={n_heads}` must divide `hidden={hidden}`."
             raise ValueError(msg)
-        if not 0.0 <= cfg_dropout <= 1.0:
-            msg = f"`cfg_dropout` must be a probability in [0, 1], got {cfg_dropout!r}."
-            raise ValueError(msg)
-        self.features, self.n_conditions, self.cfg_dropout = features, n_conditions, cfg_dropout
+        self.features = features
         self.input = nn.Linear(features, hidden)
         self.time = nn.Sequential(
             SinusoidalTimeEmbedding(time_features),
@@ -94,11 +91,6 @@ class SetTransformerVelocity(nn.Module):
             layer, n_layers, norm=nn.LayerNorm(hidden), enable_nested_tensor=False
         )
         self.output = nn.Linear(hidden, features)
-
-    @property
-    def null_label(self) -> int:
-        """Index of the null (unconditional) label: ``n_conditions``."""
-        return self.n_conditions
 
     def forward(
         self,
@@ -131,13 +123,7 @@ class SetTransformerVelocity(nn.Module):
         -------
         ``(B, n, d)`` velocities (0 on padded points).
         """
-        if labels is not None and self.training and self.cfg_dropout > 0:
-            drop = (
-                torch.rand(labels.shape, generator=generator, device=labels.device)
-                < self.cfg_dropout
-            )
-            labels = torch.where(drop, self.null_label, labels)
-        return self._velocity(x, t, labels, mask)
+        return self._velocity(x, t, self.drop_labels(labels, generator), mask)
 
     def guided(
         self,
@@ -177,7 +163,7 @@ class SetTransformerVelocity(nn.Module):
             torch.cat([labels, torch.full_like(labels, self.null_label)]),
             None if mask is None else torch.cat([mask, mask]),
         )
-        return (1 + guidance_scale) * both[:n] - guidance_scale * both[n:]
+        return self.guide(both[:n], both[n:], guidance_scale)
 
     def _velocity(
         self, x: Tensor, t: Tensor | float, labels: Tensor | None, mask: Tensor | None

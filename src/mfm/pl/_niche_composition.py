@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.neighbors import NearestNeighbors
 
 from .._keys import NicheKeys
-from ._niches import cell_features, generated_params
+from ..tl._niche_io import cell_features, generated_params
 from ._utils import Palette, category_colors, new_axes, outside_legend, show_or_return
 
 #: Labels of the two bars of a condition.

@@ -9,14 +9,12 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._checks import check_positive_int, check_uns
-from .._keys import USE_REP, NicheKeys
-from .._utils import RandomState, as_numpy_rng, get_features
+from .._checks import check_positive_int
+from .._keys import NicheKeys
+from .._utils import RandomState, as_numpy_rng
+from ..tl._niche_io import cell_features, generated_params, niche_indices
 from ._utils import GREY, grid_axes, new_axes, palette, resolve_components, show_or_return
 
-#: The verbs that write what this plot reads, named in error messages.
-NICHES_VERB = "mfm.pp.niches"
-GENERATE_VERB = "mfm.tl.generate_niches"
 #: Cells drawn as grey context, at most.
 MAX_CONTEXT = 5000
 #: Side of one panel of the grid, in inches (2 x 4 panels: about 10 x 5 inches).
@@ -117,16 +115,6 @@ def niches(
     return show_or_return(fig, panels, show=show, return_fig=return_fig)
 
 
-def cell_features(adata: AnnData, keys: NicheKeys) -> tuple[np.ndarray, list[str]]:
-    """Features the niches are made of (``use_rep`` of :func:`mfm.pp.niches`) and their names."""
-    params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
-    if keys.obsm_indices not in adata.obsm:
-        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{NICHES_VERB}` first."
-        raise KeyError(msg)
-    features, names = get_features(adata, params.get(USE_REP))
-    return features.astype(np.float64), names
-
-
 def _real_niches(
     adata: AnnData,
     generated: AnnData,
@@ -137,7 +125,7 @@ def _real_niches(
 ) -> list[np.ndarray]:
     """Point positions of ``n`` random real niches whose centre has ``condition``."""
     condition_key = generated_params(generated, keys).get("condition_key")
-    indices = np.asarray(adata.obsm[keys.obsm_indices])
+    _, indices = niche_indices(adata, keys)
     if condition_key is None:
         centres = np.arange(adata.n_obs)
     else:
@@ -173,18 +161,6 @@ def _generated_niches(
     names = [i for i in dict.fromkeys(ids) if i is not None]
     chosen = rng.choice(len(names), min(n, len(names)), replace=False)
     return [np.flatnonzero(ids == names[c]) for c in chosen]
-
-
-def generated_params(generated: AnnData, keys: NicheKeys) -> dict:
-    """The ``uns[key]['params']`` of generated niches; raise when ``generated`` lacks them."""
-    params = generated.uns.get(keys.uns, {}).get(keys.params)
-    if params is None or keys.key_added not in generated.obs.columns:
-        msg = (
-            f"`generated` lacks `uns[{keys.uns!r}]['params']` or `obs[{keys.key_added!r}]`; "
-            f"pass the AnnData returned by `{GENERATE_VERB}` (same key)."
-        )
-        raise KeyError(msg)
-    return params
 
 
 def _scatter(

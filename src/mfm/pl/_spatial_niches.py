@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
-from .._checks import check_positive_int, check_uns
+from .._checks import check_positive_int
 from .._keys import NicheKeys
 from .._utils import RandomState, as_numpy_rng
-from ._niches import NICHES_VERB
+from ..tl._niche_io import niche_indices
 from ._utils import new_axes, show_or_return
 
 
@@ -88,10 +88,7 @@ def spatial_niches(
     """
     check_positive_int("n", n)
     keys = NicheKeys(key)
-    params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
-    if keys.obsm_indices not in adata.obsm:
-        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{NICHES_VERB}` first."
-        raise KeyError(msg)
+    params, indices = niche_indices(adata, keys)
     spatial_key, library_key = params.get("spatial_key", "spatial"), params.get("library_key")
     libraries = (
         np.full(adata.n_obs, "all", dtype=object)
@@ -114,7 +111,7 @@ def spatial_niches(
             spatial_key=spatial_key, size=size, ax=ax, title=color,
         )  # fmt: skip
     coords = np.asarray(adata.obsm[spatial_key])
-    neighbours = np.asarray(adata.obsm[keys.obsm_indices])[chosen].ravel()
+    neighbours = indices[chosen].ravel()
     ring = 2.0 * (size if size is not None else 15.0)
     ax.scatter(*coords[neighbours].T, s=ring, facecolors="none", edgecolors="black", lw=0.8)
     ax.scatter(*coords[chosen].T, s=4.0 * ring, marker="*", color="black", edgecolors="white")

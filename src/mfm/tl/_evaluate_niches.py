@@ -5,26 +5,29 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import ot
 import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
 from .._checks import check_positive_int
 from .._utils import RandomState, as_numpy_rng, make_actual
-from ..metrics import cloud_summaries, cloud_w2_matrix, label_accuracy, one_nn_accuracy
-from ._fit_niches import real_niches
+from ..metrics import (
+    cloud_summaries,
+    cloud_w2_matrix,
+    label_accuracy,
+    one_nn_accuracy,
+    set_w2,
+)
+from ._niche_io import UNCONDITIONAL, generated_clouds, generated_params, real_niches
 
 logger = logging.getLogger(__name__)
 
-#: Row of the metrics table pooling every condition.
-OVERALL = "all"
+#: Row of the metrics table pooling every condition (also the name of unconditional niches).
+OVERALL = UNCONDITIONAL
 #: Columns of the metrics table.
 N_REAL, N_GENERATED = "n_real", "n_generated"
 LABEL_ACCURACY, LABEL_ACCURACY_REAL = "label_accuracy", "label_accuracy_real"
 ONE_NN_ACCURACY, W2 = "one_nn_accuracy", "w2"
-#: The call that writes the generated niches, named in error messages.
-GENERATE_VERB = "mfm.tl.generate_niches"
 
 
 def evaluate_niches(
@@ -61,8 +64,8 @@ def evaluate_niches(
       .. math:: \mathcal W_2 = \Big(\min_{P \in U(1/n_r, 1/n_g)} \sum_{ij} P_{ij}
                 W_2(\mu_i, \nu_j)^2\Big)^{1/2}
 
-      (exact OT, :func:`ot.emd2`), per condition and for all niches pooled. 0 when the
-      generated niches are copies of the real ones.
+      (exact OT, :func:`~mfm.metrics.set_w2`), per condition and for all niches pooled. 0 when
+      the generated niches are copies of the real ones.
 
     Parameters
     ----------
@@ -99,7 +102,7 @@ def evaluate_niches(
     check_positive_int("max_niches", max_niches, minimum=2)
     keys = K.NicheKeys(key_added)
     make_actual(adata)
-    params = _generated_params(generated, keys)
+    params = generated_params(generated, keys)
     condition_key = params.get("condition_key")
     real = real_niches(adata, keys, condition_key)
     if str(params.get(K.USE_REP)) != real.use_rep:
@@ -117,7 +120,7 @@ def evaluate_niches(
         raise ValueError(msg)
     real_clouds = [real.clouds[i] for i in range(len(real.clouds))]
     real_labels = _names(real.labels, real.conditions, len(real_clouds))
-    gen_clouds, gen_labels = _generated_clouds(generated, keys, condition_key)
+    gen_clouds, gen_labels = generated_clouds(generated, keys, condition_key)
     rng = as_numpy_rng(random_state)
 
     present = set(gen_labels)  # rows in the real condition order, then any others
@@ -147,41 +150,11 @@ def evaluate_niches(
     return table
 
 
-def _generated_params(generated: AnnData, keys: K.NicheKeys) -> dict:
-    """``generated.uns[key]['params']``, checked."""
-    params = generated.uns.get(keys.uns, {}).get(keys.params)
-    if params is None or keys.key_added not in generated.obs.columns:
-        msg = (
-            f"`generated` lacks `uns[{keys.uns!r}]['params']` or `obs[{keys.key_added!r}]`; "
-            f"pass the AnnData returned by `{GENERATE_VERB}` (same `key_added`)."
-        )
-        raise KeyError(msg)
-    return params
-
-
 def _names(codes: np.ndarray | None, conditions: list[str], n: int) -> np.ndarray:
     """Condition name of each niche (``"all"`` without conditions)."""
     if codes is None:
         return np.full(n, OVERALL, dtype=object)
     return np.asarray(conditions, dtype=object)[codes]
-
-
-def _generated_clouds(
-    generated: AnnData, keys: K.NicheKeys, condition_key: str | None
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """The generated clouds (in niche-id order) and the condition of each."""
-    ids = pd.Categorical(generated.obs[keys.key_added])
-    codes = ids.codes
-    order = np.argsort(codes, kind="stable")
-    x = np.asarray(generated.X, dtype=np.float64)[order]
-    bounds = np.searchsorted(codes[order], np.arange(len(ids.categories) + 1))
-    keep = np.diff(bounds) > 0  # unused categories hold no niche
-    clouds = [x[a:b] for a, b, k in zip(bounds[:-1], bounds[1:], keep, strict=True) if k]
-    if condition_key is None:
-        return clouds, np.full(len(clouds), OVERALL, dtype=object)
-    first = order[bounds[:-1][keep]]
-    labels = generated.obs[condition_key].astype(str).to_numpy()[first]
-    return clouds, labels.astype(object)
 
 
 def _distance_metrics(
@@ -225,9 +198,7 @@ def _row(rr: np.ndarray, gg: np.ndarray, rg: np.ndarray) -> dict[str, float]:
     """Counts, 1-NN accuracy and set W2 of one group (NaN 1-NNA for a single pair)."""
     n = len(rr)
     one_nn = one_nn_accuracy(rr, gg, rg) if n > 0 else np.nan
-    w2 = np.nan
-    if n > 0:
-        w2 = float(np.sqrt(max(ot.emd2(ot.unif(n), ot.unif(n), rg**2), 0.0)))
+    w2 = set_w2(rg) if n > 0 else np.nan
     return {N_REAL: n, N_GENERATED: n, ONE_NN_ACCURACY: one_nn, W2: w2}
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +14,17 @@ from .. import _keys as K
 from .._checks import (
     check_choice,
     check_number,
-    check_obs_columns,
     check_positive_int,
     check_positive_ints,
-    check_uns,
 )
 from .._utils import (
     Device,
     check_training_options,
-    get_features,
     make_actual,
 )
-from ..data import CloudSampler, PointClouds
-from ..flows import bures_wasserstein as bw
+from ..data import CloudSampler, FeatureScaling, PointClouds
+from ..flows.point_clouds import pooled_gaussian
+from ._niche_io import Niches, real_niches
 from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
 from ._trainer import (
     TrainSettings,
@@ -40,8 +36,8 @@ from ._trainer import (
 
 logger = logging.getLogger(__name__)
 
-#: The call that writes the niches, named in error messages.
-NICHES_VERB = "mfm.pp.niches"
+#: Entry of ``uns[key]['params']`` holding the fit parameters.
+FIT_PARAMS = "fit"
 
 
 def fit_niches(
@@ -198,97 +194,20 @@ def fit_niches(
         model.objective(), sampler.batch, settings, desc=f"WFM {geometry}", checkpoints=checkpoints
     )
 
-    adata.uns[keys.uns][keys.history] = history
-    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
-        config, settings, batch_size, random_state
-    )
-    logger.info("finished; added uns[%r]['history'] and ['params']['fit']", keys.uns)
+    added = _write(adata, keys, history, _fit_params(config, settings, batch_size, random_state))
+    logger.info("finished; added %s", ", ".join(added))
     return model
 
 
-@dataclass(frozen=True)
-class Niches:
-    """The niches of an AnnData: clouds of features, their centre cells and labels.
-
-    Attributes
-    ----------
-    clouds
-        One cloud per kept centre cell, in the feature space of ``use_rep``.
-    centres
-        ``(n_niches,)`` obs positions of the centre cells.
-    labels
-        ``(n_niches,)`` condition codes into ``conditions``, or ``None`` (unconditional).
-    conditions
-        Condition names (categories in order, or sorted values), only those present.
-    features
-        Feature names of the points.
-    use_rep
-        The representation the niches were built from.
-    """
-
-    clouds: PointClouds
-    centres: np.ndarray
-    labels: np.ndarray | None
-    conditions: list[str]
-    features: list[str]
-    use_rep: str
-
-
-def real_niches(adata: AnnData, keys: K.NicheKeys, condition_key: str | None) -> Niches:
-    """Read the niches written by :func:`mfm.pp.niches` (checked) and their centre labels.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix after :func:`mfm.pp.niches`.
-    keys
-        Keys of the niche workflow.
-    condition_key
-        Column of ``adata.obs`` labelling each niche by its centre cell, or ``None``.
-
-    Returns
-    -------
-    The :class:`Niches`; centres without a condition value are left out with a warning.
-    """
-    params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
-    if keys.obsm_indices not in adata.obsm:
-        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{NICHES_VERB}` first."
-        raise KeyError(msg)
-    indices = np.asarray(adata.obsm[keys.obsm_indices])
-    if params.get("n_obs") != adata.n_obs or indices.max(initial=0) >= adata.n_obs:
-        msg = (
-            f"`adata` has {adata.n_obs} cells but its niches were built on {params.get('n_obs')}: "
-            f"niche indices are positions, so run `{NICHES_VERB}` again after subsetting."
-        )
-        raise ValueError(msg)
-    use_rep = str(params[K.USE_REP])
-    features, names = get_features(adata, use_rep)
-    centres = np.arange(adata.n_obs)
-    labels, conditions = None, []
-    if condition_key is not None:
-        centres, labels, conditions = _centre_labels(adata, condition_key)
-    clouds = PointClouds.from_neighbors(features, indices[centres], labels)
-    return Niches(clouds, centres, labels, conditions, names, use_rep)
-
-
-def _centre_labels(adata: AnnData, condition_key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Centre cells with a condition value, their codes, and the condition names."""
-    check_obs_columns(adata, [condition_key])
-    values = adata.obs[condition_key]
-    keep = values.notna().to_numpy()
-    if not keep.any():
-        msg = f"`adata.obs[{condition_key!r}]` has no values; pick another `condition_key`."
-        raise ValueError(msg)
-    if not keep.all():
-        msg = f"Left out {int((~keep).sum())} niches whose centre has no `{condition_key}` value."
-        warnings.warn(msg, UserWarning, stacklevel=3)
-    present = values[keep].astype(str)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        order = [str(c) for c in values.cat.categories if str(c) in set(present)]
-    else:
-        order = sorted(set(present))
-    codes = pd.Categorical(present, categories=order).codes.astype(np.int64)
-    return np.flatnonzero(keep), codes, order
+def _write(adata: AnnData, keys: K.NicheKeys, history: pd.DataFrame, params: dict) -> list[str]:
+    """Write the history and the fit parameters; return the keys written, as ``uns[...]`` paths."""
+    uns = adata.uns[keys.uns]
+    uns[keys.history] = history
+    uns[keys.params][FIT_PARAMS] = params
+    return [
+        f"uns[{keys.uns!r}][{keys.history!r}]",
+        f"uns[{keys.uns!r}][{keys.params!r}][{FIT_PARAMS!r}]",
+    ]
 
 
 def _config(
@@ -300,15 +219,13 @@ def _config(
     mode: str,
 ) -> dict:
     """Data-dependent config entries: conditions, sizes, standardisation, noise moments."""
-    points = niches.clouds.points.astype(np.float64)
-    mean = points.mean(axis=0)
-    scale = float(np.sqrt(points.var(axis=0).mean())) or 1.0
+    scaling = FeatureScaling.fit(niches.clouds.points)
     sizes, counts = np.unique(niches.clouds.sizes, return_counts=True)
     noise_mean, noise_cov = [], []
     if noise == "chol_normal":
-        standardised = torch.as_tensor((points - mean) / scale)[None]
-        m, S = bw.gaussian_from_clouds(standardised)
-        noise_mean, noise_cov = m[0].tolist(), S[0].tolist()
+        standardised = scaling.transform(niches.clouds.points, dtype=np.float64)
+        m, S = pooled_gaussian(torch.as_tensor(standardised))
+        noise_mean, noise_cov = m.tolist(), S.tolist()
     return {
         "geometry": geometry,
         "condition_key": condition_key,
@@ -317,8 +234,8 @@ def _config(
         "key_added": keys.key_added,
         "niche_sizes": sizes.tolist(),
         "size_counts": counts.tolist(),
-        "feature_mean": mean.tolist(),
-        "feature_scale": scale,
+        "feature_mean": scaling.mean.tolist(),
+        "feature_scale": scaling.scale,
         "noise": noise,
         "noise_mean": noise_mean,
         "noise_cov": noise_cov,

@@ -11,13 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..flows import bures_wasserstein as bw
-from ..flows.niche_objectives import (
-    BuresWassersteinObjective,
-    PointCloudObjective,
-    generate_gaussians,
-)
-from ..flows.point_clouds import generate_clouds
+from ..data import FeatureScaling
+from ..flows.generate import generate_clouds, generate_gaussian_clouds
+from ..flows.niche_objectives import BuresWassersteinObjective, PointCloudObjective
 from ..models import GaussianVelocity, SetTransformerVelocity
 from ._base import BaseModel, register
 
@@ -185,15 +181,18 @@ class NicheModel(BaseModel):
             raise ValueError(msg)
         return np.array([known.index(c) for c in conditions], dtype=np.int64)
 
+    @property
+    def scaling(self) -> FeatureScaling:
+        """The feature scaling of the training points (``feature_mean``, ``feature_scale``)."""
+        return FeatureScaling(np.asarray(self.config.feature_mean), self.config.feature_scale)
+
     def standardize(self, x: np.ndarray) -> np.ndarray:
         """Features ``(n, d)`` in the model's standardised space (float32)."""
-        mean = np.asarray(self.config.feature_mean, dtype=np.float32)
-        return ((x - mean) / np.float32(self.config.feature_scale)).astype(np.float32)
+        return self.scaling.transform(x)
 
     def unstandardize(self, x: np.ndarray) -> np.ndarray:
         """Standardised points ``(..., d)`` back in the feature space (float32)."""
-        mean = np.asarray(self.config.feature_mean, dtype=np.float32)
-        return (x * np.float32(self.config.feature_scale) + mean).astype(np.float32)
+        return self.scaling.inverse(x)
 
     @torch.no_grad()
     def sample(
@@ -258,16 +257,15 @@ class NicheModel(BaseModel):
         velocity = partial(self.module.guided, guidance_scale=guidance_scale)
         if self.config.geometry == "point_cloud":
             return generate_clouds(velocity, x0, mask, labels, n_steps=n_steps)
-        m0, S0 = objective.gaussians(x0, mask)
-
-        def velocity64(m: Tensor, S: Tensor, t: Tensor, cond: Tensor | None):
-            v_m, S_v = velocity(m.float(), S.float(), t.float(), cond)
-            return v_m.double(), S_v.double()
-
-        m, S = generate_gaussians(velocity64, m0, S0, labels, n_steps=n_steps)
-        z = torch.randn(like.shape, generator=generator, dtype=m.dtype, device=m.device)
-        points = m[:, None, :] + z @ bw.sqrtm_spd(S)
-        return torch.where(mask[..., None], points, 0.0).float()
+        return generate_gaussian_clouds(
+            velocity,
+            x0,
+            mask,
+            labels,
+            shrinkage=self.config.shrinkage,
+            n_steps=n_steps,
+            generator=generator,
+        )
 
     def _tensor(self, values: list) -> Tensor:
         return torch.as_tensor(values, dtype=torch.float32, device=self.device)
