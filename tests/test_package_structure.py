@@ -5,8 +5,10 @@ three positional parameters, everything else keyword-only, type hints everywhere
 docstring documenting every parameter and what is returned.
 """
 
+import ast
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 from anndata import AnnData
@@ -98,3 +100,89 @@ def test_parameter_parser():
         "**kwargs\n    More.\n\nReturns\n-------\nNothing.\n"
     )
     assert _documented_parameters(doc) == ["x", "y", "z", "kwargs"]
+
+
+# --- layers (docs/design.md): tensor-side packages never reach the AnnData side --------------
+
+SRC = Path(mfm.__file__).parent
+#: Packages that take arrays and tensors, and the shared helpers they import.
+TENSOR_SIDE = ("mfm.data", "mfm.metrics", "mfm.models", "mfm.flows")
+TENSOR_HELPERS = ("mfm._utils", "mfm._checks", "mfm._masks", "mfm._keys")
+#: What the tensor side must not import, directly or through another mfm module.
+ANNDATA_SIDE = ("anndata", "pandas", "scanpy", "squidpy")
+ANNDATA_MODULES = ("mfm._anndata", "mfm.pp", "mfm.tl", "mfm.pl", "mfm.datasets")
+
+
+def _file(module: str) -> Path | None:
+    """The source file of an ``mfm`` module, or None for a name that is not a module."""
+    base = SRC.parent.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(module: str) -> set[str]:
+    """Absolute names of everything ``module`` imports (anywhere in the file, lazily too)."""
+    path = _file(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            # `from pkg import submodule`
+            found.update(f"{base}.{a.name}" for a in node.names if _file(f"{base}.{a.name}"))
+    return found
+
+
+def _reach(start: str) -> dict[str, str]:
+    """Every name imported from ``start`` on, through mfm modules, with the module importing it.
+
+    The top package ``mfm`` (which imports every subpackage for the user) is not followed.
+    """
+    importer, todo = {start: ""}, [start]
+    while todo:
+        module = todo.pop()
+        for name in _imports(module):
+            if name in importer:
+                continue
+            importer[name] = module
+            if name.startswith("mfm.") and _file(name):
+                todo.append(name)
+    return importer
+
+
+def _tensor_side_modules() -> list[str]:
+    modules = list(TENSOR_HELPERS)
+    for package in TENSOR_SIDE:
+        directory = SRC.joinpath(*package.split(".")[1:])
+        modules += [f"{package}.{p.stem}".removesuffix(".__init__") for p in directory.glob("*.py")]
+    return sorted(modules)
+
+
+def _violations(start: str, forbidden: tuple[str, ...]) -> list[str]:
+    reached = _reach(start)
+    bad = [n for n in reached if any(n == f or n.startswith(f"{f}.") for f in forbidden)]
+    return [f"{start}: {name} (imported by {reached[name]})" for name in sorted(bad)]
+
+
+@pytest.mark.parametrize("module", _tensor_side_modules())
+def test_tensor_side_never_imports_anndata(module):
+    assert not _violations(module, ANNDATA_SIDE + ANNDATA_MODULES)
+
+
+def test_random_state_and_device_helpers_are_numpy_and_torch_only():
+    reached = {name.split(".")[0] for name in _reach("mfm._utils")}
+    assert reached <= {"mfm", "__future__", "typing", "numpy", "torch", "collections"}, reached
+
+
+def test_the_layer_check_sees_a_violation():
+    assert _violations("mfm._anndata", ANNDATA_SIDE)
+    assert _violations("mfm.pp", ("mfm._anndata",))  # pp reaches it through its modules
+    assert "mfm.data._rows" in _reach("mfm.data")  # followed through `from ._rows import`

@@ -1,50 +1,16 @@
-"""Validation helpers shared by the verbs: each names the key, what was expected and the fix."""
+"""Validation of values (numbers, seeds, choices, finite arrays): numpy only.
+
+Each helper names the argument, what was expected and the fix. Checks of AnnData keys
+(`check_obs_columns`, `check_uns`, ...) and of feature matrices (`check_feature_values`)
+live in `mfm._anndata`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
-
-from ._keys import ID_SEPARATOR
-
-if TYPE_CHECKING:
-    from anndata import AnnData
-
-
-def check_obs_columns(adata: AnnData, columns: Iterable[str]) -> None:
-    """Raise a `KeyError` naming the first column of ``columns`` missing from ``adata.obs``."""
-    for column in columns:
-        if column not in adata.obs.columns:
-            msg = (
-                f"Column {column!r} not found in `adata.obs`; "
-                f"available columns: {list(adata.obs.columns)}."
-            )
-            raise KeyError(msg)
-
-
-def check_no_separator(obs: pd.DataFrame, columns: Iterable[str]) -> None:
-    """Raise a `ValueError` when a value of ``columns`` contains the id separator ``"|"``.
-
-    Population ids (and split groups) join these values with the separator, so a value holding
-    it could make two populations share one id (samples ``("A|B", "C")`` and ``("A", "B|C")``).
-    """
-    for column in columns:
-        values = obs[column]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            values = values.cat.categories
-        clashing = [str(v) for v in pd.unique(np.asarray(values)) if ID_SEPARATOR in str(v)]
-        if clashing:
-            msg = (
-                f"Values of `adata.obs[{column!r}]` contain {ID_SEPARATOR!r}, which joins the "
-                f"parts of population ids: {clashing[:5]}. Replace it, e.g. "
-                f"`adata.obs[{column!r}] = adata.obs[{column!r}].astype(str).str.replace("
-                f"{ID_SEPARATOR!r}, '/')`."
-            )
-            raise ValueError(msg)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -109,57 +75,3 @@ def check_finite(values: np.ndarray, what: str) -> None:
             f"(first rows: {rows[:5].tolist()}); remove or impute them first."
         )
         raise ValueError(msg)
-
-
-def check_feature_values(
-    matrix: np.ndarray | sparse.spmatrix, what: str, *, row_offset: int = 0
-) -> None:
-    """Raise when ``matrix`` is not real, holds NaN/inf, or holds values beyond float32.
-
-    Sparse matrices are checked on their stored values, without a dense copy. Rows named in
-    errors are counted from ``row_offset`` (the position of a streamed block).
-    """
-    if sparse.issparse(matrix):
-        coo = matrix.tocoo()
-        values, row_of = coo.data, coo.row
-    else:
-        values = np.asarray(matrix)
-        row_of = None
-    if values.dtype.kind not in "iuf":
-        msg = f"{what} must hold real numbers, got dtype {values.dtype}."
-        raise TypeError(msg)
-    if values.size == 0:
-        return
-    if row_of is None:
-        values = values.reshape(len(values), -1) if values.ndim > 1 else values.reshape(-1, 1)
-
-    def rows(mask: np.ndarray) -> list[int]:
-        found = row_of[mask] if row_of is not None else np.flatnonzero(mask.any(axis=1))
-        return (np.unique(found)[:5] + row_offset).tolist()
-
-    bad = ~np.isfinite(values)
-    if bad.any():
-        msg = (
-            f"{what} contains {int(bad.sum())} NaN or infinite values "
-            f"(first rows: {rows(bad)}); remove or impute them first."
-        )
-        raise ValueError(msg)
-    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
-        return  # integers and float32 always fit
-    limit = float(np.finfo(np.float32).max)
-    large = np.abs(values) > limit
-    if large.any():
-        msg = (
-            f"{what} holds {int(large.sum())} finite values beyond the float32 range "
-            f"(|x| > {limit:.3g}, largest {float(np.abs(values).max()):.3g}; first rows: "
-            f"{rows(large)}); mfm computes in float32, so rescale them first."
-        )
-        raise ValueError(msg)
-
-
-def check_uns(adata: AnnData, key: str, entry: str, producer: str) -> Any:
-    """Return ``adata.uns[key][entry]`` or raise a `KeyError` naming the call that writes it."""
-    if key not in adata.uns or entry not in adata.uns[key]:
-        msg = f"`adata.uns[{key!r}][{entry!r}]` not found; run `{producer}` first."
-        raise KeyError(msg)
-    return adata.uns[key][entry]

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._anndata import get_features
 from .._keys import CONDITION, ID_SEPARATOR, SOURCE, USE_REP, Keys
-from .._utils import get_features
 from ._utils import POPULATIONS_VERB, PREDICT_VERB, read_table
 
 #: Names of the three groups of cells, in drawing order (context first).

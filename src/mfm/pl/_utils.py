@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scanpy.plotting.palettes import default_20, default_102
 
-from .._checks import check_uns
+from .._anndata import check_uns
 from .._keys import METHOD, STEP, TRAIN_LOSS, VAL_LOSS  # noqa: F401 - re-exported to pl modules
 
 #: The verbs that write what ``pl`` reads, named in error messages.

@@ -9,8 +9,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_obs_columns, check_positive_int
-from .._utils import get_features, make_actual
+from .._anndata import check_obs_columns, get_features, make_actual
+from .._checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 

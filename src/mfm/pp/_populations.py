@@ -11,8 +11,14 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_no_separator, check_obs_columns, check_positive_int
-from .._utils import feature_matrix, group_codes, make_actual
+from .._anndata import (
+    check_no_separator,
+    check_obs_columns,
+    feature_matrix,
+    group_codes,
+    make_actual,
+)
+from .._checks import check_positive_int
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_no_separator, check_obs_columns, check_uns
-from .._utils import RandomState, as_numpy_rng, group_codes, make_actual
+from .._anndata import check_no_separator, check_obs_columns, check_uns, group_codes, make_actual
+from .._utils import RandomState, as_numpy_rng
 
 logger = logging.getLogger(__name__)
 

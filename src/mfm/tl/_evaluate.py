@@ -10,8 +10,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from .._anndata import make_actual
 from .._checks import check_finite
-from .._utils import make_actual
 from ..data import RowStore
 from ..metrics import distribution_metrics, noise_floor
 from ._io import population_pairs

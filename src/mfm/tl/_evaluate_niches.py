@@ -9,8 +9,9 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from .._anndata import make_actual
 from .._checks import check_positive_int
-from .._utils import RandomState, as_numpy_rng, make_actual
+from .._utils import RandomState, as_numpy_rng
 from ..metrics import (
     cloud_summaries,
     cloud_w2_matrix,

@@ -12,8 +12,9 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
+from .._anndata import make_actual
 from .._checks import check_choice, check_number, check_positive_int, check_positive_ints
-from .._utils import Device, check_training_options, make_actual
+from .._utils import Device, check_training_options
 from ..data import PopulationPairs, PopulationSampler, feature_statistics
 from ..flows import MetaFlowObjective
 from ._io import embedding_frame, population_pairs, trained_treatments

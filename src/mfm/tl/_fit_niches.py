@@ -11,17 +11,14 @@ import torch
 from anndata import AnnData
 
 from .. import _keys as K
+from .._anndata import make_actual
 from .._checks import (
     check_choice,
     check_number,
     check_positive_int,
     check_positive_ints,
 )
-from .._utils import (
-    Device,
-    check_training_options,
-    make_actual,
-)
+from .._utils import Device, check_training_options
 from ..data import CloudSampler, FeatureScaling, PointClouds
 from ..flows.point_clouds import pooled_gaussian
 from ._niche_io import Niches, real_niches

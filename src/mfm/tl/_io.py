@@ -24,8 +24,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_uns
-from .._utils import feature_rows
+from .._anndata import check_uns, feature_rows
 from ..data import PopulationPairs
 
 try:

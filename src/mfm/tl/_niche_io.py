@@ -15,8 +15,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._checks import check_obs_columns, check_uns
-from .._utils import get_features
+from .._anndata import check_obs_columns, check_uns, get_features
 from ..data import PointClouds
 
 #: The calls that write what is read here, named in error messages.

@@ -11,7 +11,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import _keys as K
-from .._utils import as_numpy_rng, make_actual
+from .._anndata import make_actual
+from .._utils import as_numpy_rng
 from ..data import PopulationPairs
 from ..flows.solve import FIXED_STEP_METHODS
 from ._io import (
