@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import mfm
+from mfm import _keys as K
 from mfm._cli import add_fit_command, add_predict_command
 
 logger = logging.getLogger("mfm.demo")
@@ -38,8 +39,9 @@ def demo(
         adata, sample_key=["letter", "rotation"], condition_key="condition", control="source"
     )
     mfm.pp.split(adata, by="letter", val=["X"], test=["Y"])
-    table = adata.uns["mfm"]["populations"]
-    held_out = table.index[(table["split"] != "train") & (table["condition"] == "target")]
+    keys = K.Keys()
+    table = adata.uns[keys.uns][keys.populations]
+    held_out = table.index[(table[K.SPLIT] != K.TRAIN) & (table[K.CONDITION] == "target")]
 
     results, pred = (
         [
@@ -73,9 +75,9 @@ def demo(
 
 def _summary(results: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Mean of each metric per split and method, and a "noise floor" row per split."""
-    summary = results.groupby(["split", "method"], sort=False)[metrics].mean()
-    first = results[results["method"] == results["method"].iloc[0]]
-    floors = first.groupby("split", sort=False)[[f"{m}_floor" for m in metrics]].mean()
+    summary = results.groupby([K.SPLIT, K.METHOD], sort=False)[metrics].mean()
+    first = results[results[K.METHOD] == results[K.METHOD].iloc[0]]
+    floors = first.groupby(K.SPLIT, sort=False)[[f"{m}_floor" for m in metrics]].mean()
     floors.columns = metrics
     floors.index = pd.MultiIndex.from_product([floors.index, ["noise floor"]])
     return pd.concat([summary, floors]).sort_index(level=0, sort_remaining=False)

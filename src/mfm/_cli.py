@@ -109,7 +109,8 @@ def run_fit(args: argparse.Namespace) -> None:
         model = mfm.tl.fit(adata, **options, progress=args.progress and rank == 0)
         if rank == 0:
             model.save(args.out, overwrite=args.overwrite)
-            kept = adata.uns["mfm"]["history"]
+            keys = K.Keys()  # `mfm fit` keeps the default `key_added`
+            kept = adata.uns[keys.uns][keys.history]
             logger.info("wrote %s (%d ranks; last rows of the history:)", args.out, world)
             logger.info("%s", kept.tail(3).to_string(index=False))
         if world > 1:

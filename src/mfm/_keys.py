@@ -1,7 +1,8 @@
 """Every `.obs` / `.obsm` / `.uns` name that mfm reads or writes, derived from ``key_added``.
 
-No key string appears anywhere else in the package: verbs build a :class:`Keys` (or
-:class:`NicheKeys`) from their ``key_added`` and use its attributes.
+No key string appears anywhere else in the package (checked by ``tests/test_keys.py``): verbs
+build a :class:`Keys` (or :class:`NicheKeys`) from their ``key_added`` and use its attributes
+and the constants below, which also name the verbs that write each key (for error messages).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ METHOD = "method"
 RESERVED_COLUMNS = (POPULATION, CONDITION, N_CELLS, SOURCE, SPLIT, METHOD)
 #: Entry of ``uns[key]['params']`` naming the feature representation.
 USE_REP = "use_rep"
+#: Entries of ``uns[key]['params']`` written by ``pp.populations`` and read by the later verbs.
+SAMPLE_KEY, CONDITION_KEY = "sample_key", "condition_key"
+CONTROL, MIN_CELLS = "control", "min_cells"
+#: Entries of ``uns[key]['params']`` holding the parameters of ``pp.split`` and of the fits.
+SPLIT_PARAMS, FIT_PARAMS = "split", "fit"
+#: Entries of ``uns[key]['params']`` written by ``pp.niches`` (with ``USE_REP``).
+N_NEIGHBORS, SPATIAL_KEY, LIBRARY_KEY = "n_neighbors", "spatial_key", "library_key"
+INCLUDE_CENTER, N_OBS = "include_center", "n_obs"
 #: Split labels.
 TRAIN, VAL, TEST = "train", "val", "test"
 SPLITS = (TRAIN, VAL, TEST)
@@ -107,3 +116,10 @@ class NicheKeys:
 PREDICTION_UNS = "mfm_prediction"
 #: Column of ``pred.obs`` naming the control cell a predicted cell was transported from.
 SOURCE_CELL = "source_cell"
+#: The verbs that write the keys above, named in error messages ("run `mfm.pp.populations` first").
+POPULATIONS_VERB = "mfm.pp.populations"
+FIT_VERB = "mfm.tl.fit"
+PREDICT_VERB = "mfm.tl.predict"
+EVALUATE_VERB = "mfm.tl.evaluate"
+NICHES_VERB = "mfm.pp.niches"
+GENERATE_VERB = "mfm.tl.generate_niches"

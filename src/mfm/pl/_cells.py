@@ -13,8 +13,16 @@ import pandas as pd
 from anndata import AnnData
 
 from .._anndata import get_features
-from .._keys import CONDITION, ID_SEPARATOR, SOURCE, USE_REP, Keys
-from ._utils import POPULATIONS_VERB, PREDICT_VERB, read_table
+from .._keys import (
+    CONDITION,
+    ID_SEPARATOR,
+    POPULATIONS_VERB,
+    PREDICT_VERB,
+    SOURCE,
+    USE_REP,
+    Keys,
+)
+from ._utils import read_table
 
 #: Names of the three groups of cells, in drawing order (context first).
 CONTROL, OBSERVED, PREDICTED = "control (source)", "observed", "predicted"

@@ -14,13 +14,11 @@ from matplotlib.lines import Line2D
 from sklearn.decomposition import PCA
 
 from .._checks import check_choice, check_number, check_positive_int
-from .._keys import SPLIT, SPLITS, TEST, Keys
+from .._keys import FIT_VERB, POPULATIONS_VERB, SPLIT, SPLITS, TEST, Keys
 from .._utils import RandomState, as_numpy_rng
 from ._utils import (
-    FIT_VERB,
     GREY,
     ON_DATA,
-    POPULATIONS_VERB,
     RIGHT_MARGIN,
     Palette,
     category_colors,

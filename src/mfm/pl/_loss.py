@@ -9,13 +9,8 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._keys import Keys
+from .._keys import FIT_VERB, METHOD, STEP, TRAIN_LOSS, VAL_LOSS, Keys
 from ._utils import (
-    FIT_VERB,
-    METHOD,
-    STEP,
-    TRAIN_LOSS,
-    VAL_LOSS,
     new_axes,
     outside_legend,
     palette,

@@ -13,10 +13,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .._checks import check_choice
-from .._keys import SPLIT, SPLITS, Keys
+from .._keys import EVALUATE_VERB, METHOD, SPLIT, SPLITS, Keys
 from ._utils import (
-    EVALUATE_VERB,
-    METHOD,
     Palette,
     colors_from_palette,
     new_axes,

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.neighbors import NearestNeighbors
 
-from .._keys import NicheKeys
+from .._keys import CONDITION_KEY, NicheKeys
 from ..tl._niche_io import cell_features, generated_params
 from ._utils import Palette, category_colors, new_axes, outside_legend, show_or_return
 
@@ -81,7 +81,7 @@ def niche_composition(
     """
     keys = NicheKeys(key)
     cells, _ = cell_features(adata, keys)
-    condition_key = generated_params(generated, keys).get("condition_key")
+    condition_key = generated_params(generated, keys).get(CONDITION_KEY)
     if condition_key is None:
         msg = "`generated` holds unconditional niches; `niche_composition` needs conditions."
         raise ValueError(msg)

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._checks import check_positive_int
-from .._keys import NicheKeys
+from .._keys import CONDITION_KEY, NicheKeys
 from .._utils import RandomState, as_numpy_rng
 from ..tl._niche_io import cell_features, generated_params, niche_indices
 from ._utils import GREY, grid_axes, new_axes, palette, resolve_components, show_or_return
@@ -124,7 +124,7 @@ def _real_niches(
     rng: np.random.Generator,
 ) -> list[np.ndarray]:
     """Point positions of ``n`` random real niches whose centre has ``condition``."""
-    condition_key = generated_params(generated, keys).get("condition_key")
+    condition_key = generated_params(generated, keys).get(CONDITION_KEY)
     _, indices = niche_indices(adata, keys)
     if condition_key is None:
         centres = np.arange(adata.n_obs)
@@ -144,7 +144,7 @@ def _generated_niches(
     generated: AnnData, keys: NicheKeys, condition: str | None, n: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """Row positions of ``n`` random generated niches of ``condition``."""
-    condition_key = generated_params(generated, keys).get("condition_key")
+    condition_key = generated_params(generated, keys).get(CONDITION_KEY)
     if (condition_key is None) != (condition is None):
         msg = (
             "Pass `condition` (a value of the generating model's condition) for conditional "

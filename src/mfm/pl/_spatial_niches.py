@@ -15,7 +15,7 @@ from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
 from .._checks import check_positive_int
-from .._keys import NicheKeys
+from .._keys import LIBRARY_KEY, SPATIAL_KEY, NicheKeys
 from .._utils import RandomState, as_numpy_rng
 from ..tl._niche_io import niche_indices
 from ._utils import new_axes, show_or_return
@@ -89,7 +89,7 @@ def spatial_niches(
     check_positive_int("n", n)
     keys = NicheKeys(key)
     params, indices = niche_indices(adata, keys)
-    spatial_key, library_key = params.get("spatial_key", "spatial"), params.get("library_key")
+    spatial_key, library_key = params.get(SPATIAL_KEY, "spatial"), params.get(LIBRARY_KEY)
     libraries = (
         np.full(adata.n_obs, "all", dtype=object)
         if library_key is None

@@ -20,13 +20,6 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scanpy.plotting.palettes import default_20, default_102
 
 from .._anndata import check_uns
-from .._keys import METHOD, STEP, TRAIN_LOSS, VAL_LOSS  # noqa: F401 - re-exported to pl modules
-
-#: The verbs that write what ``pl`` reads, named in error messages.
-POPULATIONS_VERB = "mfm.pp.populations"
-FIT_VERB = "mfm.tl.fit"
-PREDICT_VERB = "mfm.tl.predict"
-EVALUATE_VERB = "mfm.tl.evaluate"
 
 #: Colour of context cells (the observed control population), as in scanpy's ``na_color``.
 GREY = "lightgray"

@@ -95,14 +95,14 @@ def niches(
 
     adata.obsm[keys.obsm_indices] = indices
     params = {
-        "n_neighbors": int(n_neighbors),
-        "spatial_key": spatial_key,
+        K.N_NEIGHBORS: int(n_neighbors),
+        K.SPATIAL_KEY: spatial_key,
         K.USE_REP: "X" if use_rep is None else use_rep,
-        "include_center": bool(include_center),
-        "n_obs": int(adata.n_obs),
+        K.INCLUDE_CENTER: bool(include_center),
+        K.N_OBS: int(adata.n_obs),
     }
     if library_key is not None:
-        params["library_key"] = library_key
+        params[K.LIBRARY_KEY] = library_key
     adata.uns[keys.uns] = {keys.params: params}
     logger.info("finished; added obsm[%r], uns[%r]", keys.obsm_indices, keys.uns)
     return adata if copy else None

@@ -101,11 +101,11 @@ def populations(
     adata.uns[keys.uns] = {
         keys.populations: table,
         keys.params: {
-            "sample_key": sample_keys,
-            "condition_key": condition_key,
-            "control": str(control),
+            K.SAMPLE_KEY: sample_keys,
+            K.CONDITION_KEY: condition_key,
+            K.CONTROL: str(control),
             K.USE_REP: "X" if use_rep is None else use_rep,
-            "min_cells": int(min_cells),
+            K.MIN_CELLS: int(min_cells),
         },
     }
     logger.info(

@@ -65,7 +65,7 @@ def split(
     adata = adata.copy() if copy else adata
     keys = K.Keys(key_added)
     make_actual(adata)
-    table = check_uns(adata, keys.uns, keys.populations, "mfm.pp.populations")
+    table = check_uns(adata, keys.uns, keys.populations, K.POPULATIONS_VERB)
     columns = [by] if isinstance(by, str) else list(by)
     groups = _group_of_population(adata, keys, columns, table.index)
     values = sorted(set(groups))
@@ -83,10 +83,10 @@ def split(
     table = table.copy()
     table[K.SPLIT] = pd.Categorical(split_of, categories=list(K.SPLITS))
     adata.uns[keys.uns][keys.populations] = table
-    adata.uns[keys.uns][keys.params]["split"] = {
+    adata.uns[keys.uns][keys.params][K.SPLIT_PARAMS] = {
         "by": columns,
-        "test": sorted(map(str, test_values)),
-        "val": sorted(map(str, val_values)),
+        K.TEST: sorted(map(str, test_values)),
+        K.VAL: sorted(map(str, val_values)),
     }
     logger.info(
         "split populations: %s; updated uns[%r][%r]",

@@ -77,7 +77,7 @@ def evaluate(
     pairs, table, features = population_pairs(adata, keys)
     _check_prediction(pred, features, keys, adata.uns[keys.uns][keys.params][K.USE_REP])
     method = str(pred.uns.get(K.PREDICTION_UNS, {}).get(K.METHOD, "prediction"))
-    sample_keys = list(adata.uns[keys.uns][keys.params]["sample_key"])
+    sample_keys = list(adata.uns[keys.uns][keys.params][K.SAMPLE_KEY])
     index = {name: i for i, name in enumerate(pairs.names)}
     labels = pred.obs[keys.obs_population].astype(str).to_numpy()
 

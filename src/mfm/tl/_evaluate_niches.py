@@ -104,7 +104,7 @@ def evaluate_niches(
     keys = K.NicheKeys(key_added)
     make_actual(adata)
     params = generated_params(generated, keys)
-    condition_key = params.get("condition_key")
+    condition_key = params.get(K.CONDITION_KEY)
     real = real_niches(adata, keys, condition_key)
     if str(params.get(K.USE_REP)) != real.use_rep:
         msg = (

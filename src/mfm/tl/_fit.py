@@ -220,9 +220,9 @@ def fit(
         n_layers=n_layers,
         cells_per_population=cells_per_population,
         use_rep=params[K.USE_REP],
-        sample_key=list(params["sample_key"]),
-        condition_key=params["condition_key"],
-        control=params["control"],
+        sample_key=list(params[K.SAMPLE_KEY]),
+        condition_key=params[K.CONDITION_KEY],
+        control=params[K.CONTROL],
         standardize=standardize,
         feature_mean=mean,
         feature_scale=scale,
@@ -277,7 +277,7 @@ def fit(
 
     embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
     adata.uns[keys.uns][keys.history] = _merge_history(adata, keys, history, model.label)
-    adata.uns[keys.uns][keys.params]["fit"] = _fit_params(
+    adata.uns[keys.uns][keys.params][K.FIT_PARAMS] = _fit_params(
         config, settings, batch_populations, random_state
     ) | {"kept_step": kept_step, "validation": holdout.kind, "val_fraction": val_fraction}
     added = [keys.history, keys.params]
@@ -422,7 +422,7 @@ def _fit_params(
     config: MetaFlowConfig, settings: TrainSettings, batch_populations: int, random_state: int
 ) -> dict:
     """Fit parameters as plain h5ad-writable types."""
-    skip = {"treatments", "train_sources", "sample_key", "use_rep", "condition_key", "control"}
+    skip = {"treatments", "train_sources", K.SAMPLE_KEY, K.USE_REP, K.CONDITION_KEY, K.CONTROL}
     skip |= {"feature_mean", "feature_scale"}
     params = {k: v for k, v in vars(config).items() if k not in skip}
     params.update(vars(settings))

@@ -33,9 +33,6 @@ from ._trainer import (
 
 logger = logging.getLogger(__name__)
 
-#: Entry of ``uns[key]['params']`` holding the fit parameters.
-FIT_PARAMS = "fit"
-
 
 def fit_niches(
     adata: AnnData,
@@ -200,10 +197,10 @@ def _write(adata: AnnData, keys: K.NicheKeys, history: pd.DataFrame, params: dic
     """Write the history and the fit parameters; return the keys written, as ``uns[...]`` paths."""
     uns = adata.uns[keys.uns]
     uns[keys.history] = history
-    uns[keys.params][FIT_PARAMS] = params
+    uns[keys.params][K.FIT_PARAMS] = params
     return [
         f"uns[{keys.uns!r}][{keys.history!r}]",
-        f"uns[{keys.uns!r}][{keys.params!r}][{FIT_PARAMS!r}]",
+        f"uns[{keys.uns!r}][{keys.params!r}][{K.FIT_PARAMS!r}]",
     ]
 
 
@@ -225,9 +222,9 @@ def _config(
         noise_mean, noise_cov = m.tolist(), S.tolist()
     return {
         "geometry": geometry,
-        "condition_key": condition_key,
+        K.CONDITION_KEY: condition_key,
         "conditions": niches.conditions,
-        "use_rep": niches.use_rep,
+        K.USE_REP: niches.use_rep,
         "key_added": keys.key_added,
         "niche_sizes": sizes.tolist(),
         "size_counts": counts.tolist(),

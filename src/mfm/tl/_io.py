@@ -35,8 +35,8 @@ except ImportError:  # anndata < 0.11
 
 def populations_table(adata: AnnData, keys: K.Keys) -> tuple[pd.DataFrame, dict]:
     """The populations table and params, or a `KeyError` asking for `mfm.pp.populations`."""
-    table = check_uns(adata, keys.uns, keys.populations, "mfm.pp.populations")
-    params = check_uns(adata, keys.uns, keys.params, "mfm.pp.populations")
+    table = check_uns(adata, keys.uns, keys.populations, K.POPULATIONS_VERB)
+    params = check_uns(adata, keys.uns, keys.params, K.POPULATIONS_VERB)
     if keys.obs_population not in adata.obs:
         msg = f"`adata.obs[{keys.obs_population!r}]` not found; run `mfm.pp.populations` first."
         raise KeyError(msg)
@@ -74,7 +74,7 @@ def population_pairs(
             f"`obs[{keys.obs_population!r}]`; re-run `mfm.pp.populations`."
         )
         raise ValueError(msg)
-    control = params["control"]
+    control = params[K.CONTROL]
     conditions = table[K.CONDITION].astype(str)
     if treatments is None:
         treatments = sorted(set(conditions) - {control})
@@ -118,7 +118,7 @@ def trained_treatments(adata: AnnData, keys: K.Keys) -> list[str]:
     table, params = populations_table(adata, keys)
     conditions = table[K.CONDITION].astype(str)
     split = table[K.SPLIT].astype(str)
-    control = str(params["control"])
+    control = str(params[K.CONTROL])
     trained = sorted(set(conditions[split == K.TRAIN]) - {control})
     unseen = sorted(set(conditions[split == K.VAL]) - {*trained, control})
     if unseen:
@@ -204,7 +204,7 @@ def prediction_obs(
 ) -> pd.DataFrame:
     """``pred.obs`` of ``targets``: one row per cell of each target's control population."""
     params = adata.uns[keys.uns][keys.params]
-    sample_keys, condition_key = list(params["sample_key"]), params["condition_key"]
+    sample_keys, condition_key = list(params[K.SAMPLE_KEY]), params[K.CONDITION_KEY]
     blocks = []
     for target in targets:
         name, source = pairs.names[target], pairs.names[pairs.source[target]]

@@ -18,9 +18,6 @@ from .. import _keys as K
 from .._anndata import check_obs_columns, check_uns, get_features
 from ..data import PointClouds
 
-#: The calls that write what is read here, named in error messages.
-NICHES_VERB = "mfm.pp.niches"
-GENERATE_VERB = "mfm.tl.generate_niches"
 #: Condition name of unconditional niches.
 UNCONDITIONAL = "all"
 
@@ -75,15 +72,15 @@ def niche_indices(adata: AnnData, keys: K.NicheKeys) -> tuple[dict, np.ndarray]:
         When ``adata`` does not have the cells the niches were built on (e.g. it was subset
         since): the positions would index other cells.
     """
-    params = check_uns(adata, keys.uns, keys.params, NICHES_VERB)
+    params = check_uns(adata, keys.uns, keys.params, K.NICHES_VERB)
     if keys.obsm_indices not in adata.obsm:
-        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{NICHES_VERB}` first."
+        msg = f"`adata.obsm[{keys.obsm_indices!r}]` not found; run `{K.NICHES_VERB}` first."
         raise KeyError(msg)
     indices = np.asarray(adata.obsm[keys.obsm_indices])
-    if params.get("n_obs") != adata.n_obs or indices.max(initial=0) >= adata.n_obs:
+    if params.get(K.N_OBS) != adata.n_obs or indices.max(initial=0) >= adata.n_obs:
         msg = (
-            f"`adata` has {adata.n_obs} cells but its niches were built on {params.get('n_obs')}: "
-            f"niche indices are positions, so run `{NICHES_VERB}` again after subsetting."
+            f"`adata` has {adata.n_obs} cells but its niches were built on {params.get(K.N_OBS)}: "
+            f"niche indices are positions, so run `{K.NICHES_VERB}` again after subsetting."
         )
         raise ValueError(msg)
     return params, indices
@@ -153,7 +150,7 @@ def generated_params(generated: AnnData, keys: K.NicheKeys) -> dict:
     if params is None or keys.key_added not in generated.obs.columns:
         msg = (
             f"`generated` lacks `uns[{keys.uns!r}]['params']` or `obs[{keys.key_added!r}]`; "
-            f"pass the AnnData returned by `{GENERATE_VERB}` (same `key_added`)."
+            f"pass the AnnData returned by `{K.GENERATE_VERB}` (same `key_added`)."
         )
         raise KeyError(msg)
     return params
