@@ -37,22 +37,6 @@ def test_pad(clouds):
         pc.pad([5])
 
 
-def test_batches_cover_every_cloud(clouds):
-    arrays, pc = clouds
-    batches = list(pc.batches(2, random_state=0))
-    assert [len(b.index) for b in batches] == [2, 2, 1]
-    seen = torch.cat([b.index for b in batches]).tolist()
-    assert sorted(seen) == list(range(5)) and seen != list(range(5))
-    for batch in batches:
-        np.testing.assert_array_equal(batch.labels.numpy(), pc.labels[batch.index.numpy()])
-        for row, i in enumerate(batch.index.tolist()):
-            np.testing.assert_array_equal(batch.x[row][batch.mask[row]].numpy(), arrays[i])
-    again = [b.index.tolist() for b in pc.batches(2, random_state=0)]
-    assert again == [b.index.tolist() for b in batches]
-    assert [len(b.index) for b in pc.batches(2, drop_last=True, shuffle=False)] == [2, 2]
-    assert next(iter(PointClouds.from_list(arrays).batches(2))).labels is None
-
-
 def test_from_neighbors():
     features = np.arange(12, dtype=np.float32).reshape(6, 2)
     neighbors = np.array([[0, 1, 2], [3, -1, 5], [-1, -1, 4]])

@@ -1,6 +1,6 @@
 """Measure collections (numpy/torch, no AnnData): population pairs and point clouds."""
 
-from ._clouds import CloudBatch, PointClouds
+from ._clouds import PointClouds
 from ._populations import PopulationBatch, PopulationPairs
 from ._rows import RowStore
 from ._samplers import CloudSampler, PopulationSampler, RandomStreams
@@ -11,7 +11,6 @@ __all__ = [
     "PopulationBatch",
     "PopulationPairs",
     "RowStore",
-    "CloudBatch",
     "FeatureScaling",
     "PointClouds",
     "RandomStreams",

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_finite, check_positive_int
-from .._utils import RandomState, as_numpy_rng
-
-
-@dataclass(frozen=True)
-class CloudBatch:
-    """A padded batch of ``B`` point clouds.
-
-    Attributes
-    ----------
-    x
-        ``(B, n_max, d)`` float32 points, 0 on padding.
-    mask
-        ``(B, n_max)`` bool, True on valid points.
-    labels
-        ``(B,)`` int64 label of each cloud, or ``None`` when the collection has no labels.
-    index
-        ``(B,)`` int64 index of each cloud in the collection.
-    """
-
-    x: Tensor
-    mask: Tensor
-    labels: Tensor | None
-    index: Tensor
+from .._checks import check_finite
 
 
 class PointClouds:
@@ -174,47 +150,6 @@ class PointClouds:
         rows = np.where(mask, starts[:, None] + np.arange(width)[None, :], 0)
         x = np.where(mask[..., None], self.points[rows], np.float32(0))
         return torch.as_tensor(x, device=device), torch.as_tensor(mask, device=device)
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        random_state: RandomState = None,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        device: torch.device | str = "cpu",
-    ) -> Iterator[CloudBatch]:
-        """Yield padded batches covering every cloud once (one epoch).
-
-        Parameters
-        ----------
-        batch_size
-            Clouds per batch.
-        random_state
-            Seed or `numpy.random.Generator` of the shuffling.
-        shuffle
-            Visit the clouds in a random order (otherwise in order).
-        drop_last
-            Skip the last batch when it has fewer than ``batch_size`` clouds.
-        device
-            Device of the tensors.
-
-        Yields
-        ------
-        `CloudBatch`, each padded to its own largest cloud.
-        """
-        check_positive_int("batch_size", batch_size)
-        order = (
-            as_numpy_rng(random_state).permutation(len(self)) if shuffle else np.arange(len(self))
-        )
-        stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
-            x, mask = self.pad(index, device=device)
-            labels = (
-                None if self.labels is None else torch.as_tensor(self.labels[index], device=device)
-            )
-            yield CloudBatch(x, mask, labels, torch.as_tensor(index, device=device))
 
 
 def _check_labels(labels: np.ndarray, n_clouds: int) -> np.ndarray:
