@@ -120,6 +120,8 @@ def test_point_cloud_objective_of_the_exact_velocity_is_zero():
     assert out.loss.item() < 1e-20
     wrong = PointCloudObjective(ConvergeToPoint(c + 1), reg=0.1, n_iter=20)(x1, mask, None, g)
     assert wrong.loss.item() > 0.1
+    assert set(wrong.parts) == {"mse"} and not wrong.parts["mse"].requires_grad
+    torch.testing.assert_close(wrong.parts["mse"], wrong.loss.detach())
 
 
 class GeodesicToTarget(nn.Module):
@@ -147,6 +149,9 @@ def test_bures_wasserstein_objective_of_the_exact_velocity_is_zero():
     out = objective(x1, mask, None, g)
     assert out.loss.item() < 1e-18
     assert set(out.parts) == {"mean", "cov"}
+    # parts are detached tensors (no host sync per step) that add up to the loss
+    assert all(isinstance(p, torch.Tensor) and not p.requires_grad for p in out.parts.values())
+    torch.testing.assert_close(out.parts["mean"] + out.parts["cov"], out.loss.detach())
 
 
 def test_gaussian_velocity_vech_is_an_isometry():

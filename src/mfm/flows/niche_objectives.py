@@ -139,14 +139,14 @@ class PointCloudObjective(_NoiseSource):
 
         Returns
         -------
-        The masked mean squared error (part ``"mse"``).
+        The masked mean squared error (part ``"mse"``, a detached tensor).
         """
         x0 = self.noise_clouds(x1, mask, generator)
         t = torch.rand(len(x1), generator=generator, dtype=x1.dtype, device=x1.device)
         path = wfm_path(x0, x1, mask, t, reg=self.reg, n_iter=self.n_iter, mode=self.mode)
         predicted = self.net(path.x_t, t, labels, mask, generator=generator)
         loss = masked_mse(predicted, path.dx_t, mask)
-        return LossOutput(loss, {"mse": float(loss.detach())})
+        return LossOutput(loss, {"mse": loss.detach()})
 
 
 class BuresWassersteinObjective(_NoiseSource):
@@ -228,7 +228,8 @@ class BuresWassersteinObjective(_NoiseSource):
 
         Returns
         -------
-        The sum of the mean and covariance errors (parts ``"mean"`` and ``"cov"``).
+        The sum of the mean and covariance errors (parts ``"mean"`` and ``"cov"``, detached
+        tensors: reading them is left to the caller, so a step never waits for a GPU).
         """
         with torch.no_grad():
             m0, S0 = self.gaussians(self.noise_clouds(x1, mask, generator), mask)
@@ -242,4 +243,4 @@ class BuresWassersteinObjective(_NoiseSource):
         loss_m = (pred_m - path.v_m.to(dtype)).square().mean()
         loss_S = (pred_S - path.S_v.to(dtype)).square().mean()
         loss = loss_m + loss_S
-        return LossOutput(loss, {"mean": float(loss_m.detach()), "cov": float(loss_S.detach())})
+        return LossOutput(loss, {"mean": loss_m.detach(), "cov": loss_S.detach()})
