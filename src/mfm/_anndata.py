@@ -1,7 +1,7 @@
 """AnnData helpers shared by the verbs (`pp`, `tl`, `pl`): views, feature matrices, groups.
 
-The only shared module that imports anndata and pandas: `mfm.data`, `mfm.metrics`,
-`mfm.models` and `mfm.flows` never import it (tested in ``tests/test_package_structure.py``).
+The shared helpers that need anndata or pandas; `mfm.data`, `mfm.metrics`, `mfm.models` and
+`mfm.flows` never import them (tested in ``tests/test_package_structure.py``).
 """
 
 from __future__ import annotations
