@@ -90,8 +90,12 @@ def test_verbs_take_key_added(name):
 
 
 @pytest.mark.parametrize("name", [n for n in FUNCTIONS if n.startswith("pp.")])
-def test_in_place_verbs_return_none(name):
-    assert inspect.signature(FUNCTIONS[name], eval_str=True).return_annotation is None
+def test_pp_verbs_work_in_place_or_on_a_copy(name):
+    """scanpy's convention: ``copy=False`` (keyword-only) writes into ``adata`` and returns None."""
+    signature = inspect.signature(FUNCTIONS[name], eval_str=True)
+    copy = signature.parameters["copy"]
+    assert copy.kind is copy.KEYWORD_ONLY and copy.default is False
+    assert signature.return_annotation == AnnData | None
 
 
 def test_parameter_parser():

@@ -28,8 +28,11 @@ class ConstantVelocity(nn.Module):
     def condition(self, embedding, treatment):
         return embedding
 
-    def forward(self, x, t, condition):
+    def velocity(self, x, t, condition):
         return self.shift.expand_as(x)
+
+    def without_population(self, condition):
+        return condition
 
 
 def _clouds(batch=3, n=16, seed=0):
@@ -82,9 +85,9 @@ def test_noise_source_keeps_the_dtype():
     seen = []
 
     class Recording(ConstantVelocity):
-        def forward(self, x, t, condition):
+        def velocity(self, x, t, condition):
             seen.append(x.dtype)
-            return super().forward(x, t, condition)
+            return super().velocity(x, t, condition)
 
     source = _clouds().to(torch.bfloat16)
     objective = MetaFlowObjective(Recording(SHIFT.to(torch.bfloat16)), source="noise")
@@ -150,3 +153,65 @@ def test_fm_learns_a_constant_shift(coupling):
     error = np.linalg.norm(displacement - shift, axis=1)
     assert np.median(error) < 0.1
     assert error.max() < 0.35
+
+
+class EmbeddingShift(nn.Module):
+    """``v(x, t | h) = h_0 * direction``: the population-free velocity (h = 0) is zero."""
+
+    def __init__(self, direction):
+        super().__init__()
+        self.conditioner = NullConditioner()
+        self.conditioner.out_features = 1
+        self.register_buffer("direction", direction)
+
+    def embed(self, cells, population):
+        return torch.ones(len(cells), 1, dtype=cells.dtype)
+
+    def condition(self, embedding, treatment):
+        return embedding
+
+    def velocity(self, x, t, condition):
+        return condition[:, :1] * self.direction
+
+    def without_population(self, condition):
+        return torch.zeros_like(condition)
+
+
+@pytest.mark.parametrize(("weight", "expected"), [(0.3, 0.3), (1.7, 1.0), (-0.4, 0.0)])
+def test_fitted_population_weight_is_the_least_squares_mixture(weight, expected):
+    """Targets move every cell by ``weight * direction``: the best mixture of v(h) = direction
+    and v(0) = 0 is ``weight``, clipped to [0, 1]."""
+    from mfm.tl._fit import fitted_population_weight
+
+    objective = MetaFlowObjective(EmbeddingShift(SHIFT), population_dropout=0.5)
+    source = _clouds()
+    codes = torch.zeros(len(source), dtype=torch.long)
+    draws = [(source, source + weight * SHIFT, codes, codes)]
+    assert fitted_population_weight(objective, draws) == pytest.approx(expected, abs=1e-12)
+
+
+def test_population_dropout_trains_without_the_embedding():
+    """With dropout 1 every pair sees h = 0, so the loss is that of v(0) = 0; in eval mode, and
+    with dropout 0, h is kept and the exact velocity has zero loss."""
+    source = _clouds()
+    target = source + SHIFT
+    generator = torch.Generator().manual_seed(0)
+    dropped = MetaFlowObjective(EmbeddingShift(SHIFT), population_dropout=1.0)
+    expected = SHIFT.square().sum()
+    torch.testing.assert_close(_loss(dropped, source, target, generator).loss, expected)
+    assert float(_loss(dropped.eval(), source, target, generator).loss) == pytest.approx(0.0)
+    kept = MetaFlowObjective(EmbeddingShift(SHIFT), population_dropout=0.0)
+    assert float(_loss(kept, source, target, generator).loss) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25, 1.0])
+def test_population_weight_mixes_the_two_velocities(weight):
+    net = MetaFlowNet(
+        GCNConditioner(4, hidden=8, n_layers=2, out_features=3, knn=3), 4, 2, hidden=16
+    ).eval()
+    x, t = torch.randn(5, 4), torch.rand(5)
+    condition = net.condition(torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1]))
+    conditional = net.velocity(x, t, condition)
+    free = net.velocity(x, t, torch.cat([torch.zeros(5, 3), condition[:, 3:]], dim=1))
+    net.population_weight = weight
+    torch.testing.assert_close(net(x, t, condition), free + weight * (conditional - free))

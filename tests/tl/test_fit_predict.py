@@ -469,6 +469,9 @@ def test_holdout_of_populations_when_many(make, fit_kw, caplog):
     params = adata.uns["mfm"]["params"]["fit"]
     history = adata.uns["mfm"]["history"]
     assert params["validation"] == "populations"
+    # 24 training populations: no population dropout, the population-conditioned velocity alone
+    assert (params["population_dropout"], params["population_weight"]) == (0.0, 1.0)
+    assert params["population_weight_rule"] == "fixed"
     # 24 training patients: 6 held out (with both of their treated pairs), 18 trained on
     assert len(model.config.train_sources) == 18
     assert np.isfinite(history["val_loss"]).all()
@@ -537,3 +540,46 @@ def test_resume_refuses_other_settings_and_needs_a_folder(prepare, fit_kw, tmp_p
         mfm.tl.fit(adata, **{**fit_kw, "max_steps": 40}, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="need a `checkpoint_dir`"):
         mfm.tl.fit(adata, **fit_kw, resume=True)
+
+
+def test_population_weight_rules(prepare, fit_kw, tmp_path):
+    """0.5 without validation populations, least squares on them, as given, 1 for FM."""
+    few = prepare(val=())
+    model = mfm.tl.fit(few, **fit_kw)
+    params = few.uns["mfm"]["params"]["fit"]
+    assert (params["population_weight"], params["population_weight_rule"]) == (
+        0.5,
+        "few populations",
+    )
+    assert model.config.population_weight == model.module.population_weight == 0.5
+    assert params["population_dropout"] == 0.5
+
+    split = prepare()  # patient P1 is the validation split
+    model = mfm.tl.fit(split, **fit_kw)
+    params = split.uns["mfm"]["params"]["fit"]
+    assert params["population_weight_rule"] == "validation"
+    assert 0.0 <= params["population_weight"] <= 1.0
+    assert model.module.population_weight == params["population_weight"]
+    model.save(tmp_path / "model")
+    loaded = mfm.tl.load(tmp_path / "model", device="cpu")
+    assert loaded.module.population_weight == params["population_weight"]
+
+    mfm.tl.fit(split, **fit_kw, population_weight=0.2)
+    assert split.uns["mfm"]["params"]["fit"]["population_weight_rule"] == "given"
+    assert split.uns["mfm"]["params"]["fit"]["population_weight"] == 0.2
+    fm = mfm.tl.fit(split, **{**fit_kw, "method": "fm"})
+    assert fm.module.population_weight == 1.0
+    assert split.uns["mfm"]["params"]["fit"]["population_weight_rule"] == "fixed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"population_dropout": 0.0, "population_weight": 0.5}, "population_dropout > 0"),
+        ({"population_weight": 1.5}, "population_weight"),
+        ({"population_dropout": 1.0}, "population_dropout"),
+    ],
+)
+def test_bad_population_options(adata, fit_kw, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mfm.tl.fit(adata, **fit_kw, **kwargs)

@@ -96,10 +96,17 @@ class PopulationSampler(RandomStreams):
         chosen = self.rng.choice(candidates, self.batch_size, replace=replace)
         return (*self._draw(chosen, self.rng), self.generator)
 
+    def validation_draws(self, val_pairs: np.ndarray) -> list[tuple]:
+        """Objective arguments (without generator) of every validation pair, in batches.
+
+        Each batch's cells come from its own seeded generator: the same draws on every call.
+        """
+        chunks = np.array_split(val_pairs, -(-len(val_pairs) // self.batch_size))
+        return [self._draw(chunk, np.random.default_rng(i)) for i, chunk in enumerate(chunks)]
+
     def validation(self, val_pairs: np.ndarray) -> Callable[[torch.nn.Module], float]:
         """A loss on a fixed draw of every validation pair (same cells and times each call)."""
-        chunks = np.array_split(val_pairs, -(-len(val_pairs) // self.batch_size))
-        draws = [self._draw(chunk, np.random.default_rng(i)) for i, chunk in enumerate(chunks)]
+        draws = self.validation_draws(val_pairs)
 
         def loss(objective: torch.nn.Module) -> float:
             generator = as_torch_generator(0, self.device)

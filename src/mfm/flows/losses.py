@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import independent_coupling, ot_coupling
-from .paths import linear_path
+from .paths import PathSample, linear_path
 
 Coupling = Literal["independent", "ot", "paired"]
 Source = Literal["control", "noise"]
@@ -35,8 +35,12 @@ class MetaFlowObjective(nn.Module):
     with :math:`t \sim U(0, 1)` per cell, :math:`x_0` the control cells (or
     :math:`N(0, I)` noise when ``source="noise"``; the control cells are embedded either
     way) and :math:`(x_0, x_1)` paired independently or by exact minibatch OT within
-    each population. The embedding and the velocity are trained together. Wrapping the
-    loss in a module lets :class:`torch.nn.parallel.DistributedDataParallel` wrap it.
+    each population. The embedding and the velocity are trained together. With population
+    dropout :math:`p`, each pair's :math:`h_i` is replaced by zeros with probability :math:`p`
+    in training, so the same network also learns the velocity without population information
+    (see :class:`mfm.models.MetaFlowNet`); the loss is always that of the network itself,
+    whatever its population weight. Wrapping the loss in a module lets
+    :class:`torch.nn.parallel.DistributedDataParallel` wrap it.
 
     Parameters
     ----------
@@ -48,15 +52,23 @@ class MetaFlowObjective(nn.Module):
         ``"independent"`` or ``"paired"`` (keep the pairs as drawn: independent draws, or
         corresponding rows when the sampler drew paired cells), or ``"ot"`` (exact minibatch
         OT per population, on the CPU).
+    population_dropout
+        Probability :math:`p` of training a pair without its population embedding.
     """
 
     def __init__(
-        self, net: nn.Module, *, source: Source = "control", coupling: Coupling = "independent"
+        self,
+        net: nn.Module,
+        *,
+        source: Source = "control",
+        coupling: Coupling = "independent",
+        population_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.net = net
         self.source = source
         self.coupling = coupling
+        self.population_dropout = population_dropout
 
     def forward(
         self,
@@ -85,8 +97,49 @@ class MetaFlowObjective(nn.Module):
         -------
         The mean squared error between predicted and target velocities.
         """
+        path, condition = self._path(source, target, population, treatment, generator)
+        predicted = self.net.velocity(path.x_t, path.t, condition)
+        loss = (predicted - path.dx_t).square().sum(-1).mean()
+        return LossOutput(loss, {"mse": loss.detach()})
+
+    @torch.no_grad()
+    def population_weight_terms(
+        self,
+        source: Tensor,
+        target: Tensor,
+        population: Tensor,
+        treatment: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[float, float]:
+        r"""Sums :math:`\sum d \cdot r` and :math:`\sum d \cdot d` of one batch.
+
+        With :math:`v_0 = v(x_t, t \mid 0, c)`, :math:`d = v(x_t, t \mid h, c) - v_0` and
+        :math:`r = (x_1 - x_0) - v_0`, the loss of the mixture :math:`v_0 + \lambda d` is a
+        quadratic in :math:`\lambda`, lowest at :math:`\sum d \cdot r / \sum d \cdot d`
+        (summed over batches). Arguments as in :meth:`forward`; no population dropout.
+        """
+        path, condition = self._path(source, target, population, treatment, generator, drop=False)
+        free = self.net.velocity(path.x_t, path.t, self.net.without_population(condition))
+        d = self.net.velocity(path.x_t, path.t, condition) - free
+        return float((d * (path.dx_t - free)).sum()), float(d.square().sum())
+
+    def _path(
+        self,
+        source: Tensor,
+        target: Tensor,
+        population: Tensor,
+        treatment: Tensor,
+        generator: torch.Generator | None,
+        *,
+        drop: bool = True,
+    ) -> tuple[PathSample, Tensor]:
+        """The cells' path points and their conditions (one row per cell)."""
         batch, n, _ = source.shape
-        condition = self.net.condition(self.net.embed(source, population), treatment)
+        h = self.net.embed(source, population)
+        if drop and self.training and self.population_dropout > 0:
+            dropped = torch.rand(batch, generator=generator, device=h.device)
+            h = h * (dropped >= self.population_dropout)[:, None].to(h.dtype)
+        condition = self.net.condition(h, treatment)
         x0 = source
         if self.source == "noise":
             x0 = torch.randn(
@@ -98,6 +151,4 @@ class MetaFlowObjective(nn.Module):
             x0, x1 = independent_coupling(x0, target)
         t = torch.rand(batch * n, generator=generator, device=source.device, dtype=source.dtype)
         path = linear_path(x0.reshape(batch * n, -1), x1.reshape(batch * n, -1), t)
-        predicted = self.net(path.x_t, t, condition.repeat_interleave(n, dim=0))
-        loss = (predicted - path.dx_t).square().sum(-1).mean()
-        return LossOutput(loss, {"mse": loss.detach()})
+        return path, condition.repeat_interleave(n, dim=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ._guidance import GuidedVelocity
 from .mlp import VelocityMLP
 
 
@@ -12,7 +13,17 @@ class MetaFlowNet(nn.Module):
     r"""Velocity field :math:`v(x_t, t \mid h, c)` with its population conditioner.
 
     The condition of a population pair is the concatenation of the population embedding
-    :math:`h` (from ``conditioner``) and the one-hot treatment :math:`c`.
+    :math:`h` (from ``conditioner``) and the one-hot treatment :math:`c`. Trained with
+    population dropout (:class:`mfm.flows.MetaFlowObjective`), the same network also gives the
+    velocity without population information, :math:`v(x_t, t \mid 0, c)`, and the forward pass
+    returns the mixture
+
+    .. math::
+        v_\lambda = v(x_t, t \mid 0, c) + \lambda\,
+        \bigl(v(x_t, t \mid h, c) - v(x_t, t \mid 0, c)\bigr)
+
+    with the population weight :math:`\lambda` (1: the population-conditioned velocity, the
+    default; 0: the population-free one). :attr:`velocity` is the network itself.
 
     Parameters
     ----------
@@ -33,6 +44,8 @@ class MetaFlowNet(nn.Module):
         Residual connections between hidden layers.
     activation
         Activation of the velocity MLP.
+    population_weight
+        :math:`\lambda` of the forward pass.
     """
 
     def __init__(
@@ -46,9 +59,11 @@ class MetaFlowNet(nn.Module):
         time_features: int = 32,
         residual: bool = True,
         activation: str = "silu",
+        population_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.conditioner = conditioner
+        self.population_weight = population_weight
         self.n_treatments = n_treatments
         self.velocity = VelocityMLP(
             features,
@@ -69,6 +84,19 @@ class MetaFlowNet(nn.Module):
         onehot = nn.functional.one_hot(treatment, self.n_treatments).to(embedding.dtype)
         return torch.cat([embedding, onehot], dim=-1)
 
+    def without_population(self, condition: Tensor) -> Tensor:
+        """``condition`` with the embedding part set to zero (no population information)."""
+        e = self.conditioner.out_features
+        return torch.cat([torch.zeros_like(condition[:, :e]), condition[:, e:]], dim=-1)
+
     def forward(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        """Velocity ``(N, d)`` at cells ``x (N, d)``, times ``t (N,)``, conditions ``(N, c)``."""
-        return self.velocity(x, t, condition)
+        r"""Velocity ``(N, d)`` at cells ``x (N, d)``, times ``t (N,)``, conditions ``(N, c)``.
+
+        The mixture :math:`v_\lambda` of the class description (two network passes when
+        :math:`\lambda \ne 1`).
+        """
+        conditional = self.velocity(x, t, condition)
+        if self.population_weight == 1 or self.conditioner.out_features == 0:
+            return conditional
+        free = self.velocity(x, t, self.without_population(condition))
+        return GuidedVelocity.guide(conditional, free, self.population_weight - 1)

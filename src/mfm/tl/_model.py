@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -24,7 +24,7 @@ STANDARDIZE = ("global", "feature", "none")
 
 @dataclass(frozen=True)
 class MetaFlowConfig:
-    """Everything needed to rebuild a :class:`MetaFlowModel` (plain types, JSON-ready).
+    r"""Everything needed to rebuild a :class:`MetaFlowModel` (plain types, JSON-ready).
 
     Parameters
     ----------
@@ -77,6 +77,13 @@ class MetaFlowConfig:
         Per-feature mean subtracted before the network (empty: none).
     feature_scale
         Per-feature divisor applied after centring (empty: none).
+    population_dropout
+        Probability of training a pair without its population embedding (see
+        :class:`mfm.flows.MetaFlowObjective`).
+    population_weight
+        Weight :math:`\lambda` of the population embedding in the predicted velocity (see
+        :class:`mfm.models.MetaFlowNet`): 1 uses the population-conditioned velocity, 0 the
+        population-free one.
 
     Examples
     --------
@@ -108,6 +115,8 @@ class MetaFlowConfig:
     standardize: Literal["global", "feature", "none"] = "none"
     feature_mean: list[float] = field(default_factory=list)
     feature_scale: list[float] = field(default_factory=list)
+    population_dropout: float = 0.0
+    population_weight: float = 1.0
 
 
 @register
@@ -196,7 +205,13 @@ class MetaFlowModel(BaseModel):
             time_features=c.time_features,
             residual=c.residual,
             activation=c.activation,
+            population_weight=c.population_weight,
         )
+
+    def set_population_weight(self, weight: float) -> None:
+        """Use ``weight`` as the population weight (lambda) from now on (config and network)."""
+        self.config = replace(self.config, population_weight=float(weight))
+        self.module.population_weight = float(weight)
 
     def population_code(self, population: str) -> int:
         """CGFM code of a control population (``-1`` when unseen in training)."""
