@@ -19,7 +19,6 @@ from letters_table import letters_adata
 import mfm
 from mfm import _keys as K
 from mfm.data import PopulationSampler, feature_statistics
-from mfm.flows import MetaFlowObjective
 from mfm.tl._fit import resolve_lr
 from mfm.tl._io import population_pairs
 from mfm.tl._model import MetaFlowConfig, MetaFlowModel
@@ -146,7 +145,7 @@ class OursTrainer:
             feature_scale=scale,
         )
         self.model = MetaFlowModel(config, features, device=device, seed=random_state)
-        self.objective = MetaFlowObjective(self.model.module, coupling=coupling)
+        self.objective = self.model.objective()
         self.sampler = PopulationSampler(
             pairs,
             np.array([self.model.population_code(name) for name in pairs.names]),

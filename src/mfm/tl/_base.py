@@ -78,6 +78,15 @@ class BaseModel:
         """Build the (untrained) torch module from ``self.config``."""
         raise NotImplementedError
 
+    def objective(self) -> nn.Module:
+        """The training loss module around ``self.module`` (shares its parameters)."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """Short name of the model (the progress bar's and the history's label)."""
+        return type(self).__name__
+
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write the model to directory ``path`` (config, weights, feature names), atomically.
 

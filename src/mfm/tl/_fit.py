@@ -20,12 +20,11 @@ from ..flows import MetaFlowObjective
 from ._io import embedding_frame, population_pairs, trained_treatments
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
 from ._trainer import (
-    NonFiniteLossError,
     TrainSettings,
     check_checkpoint_options,
+    fit_params,
     rank_and_world,
-    sampler_checkpoints,
-    train,
+    train_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -257,12 +256,6 @@ def fit(
         holdout.kind,
     )
     _warn_if_few_populations(method, len(np.unique(pairs.source[train_pairs])))
-    objective = MetaFlowObjective(
-        model.module,
-        source=source,
-        coupling=coupling,
-        population_dropout=config.population_dropout,
-    )
     sampler = PopulationSampler(
         pairs,
         np.array([model.population_code(name) for name in pairs.names]),
@@ -286,34 +279,32 @@ def fit(
     validate = None
     if len(holdout.val_pairs):
         validate = sampler.validation(holdout.val_pairs)  # own fixed draws: no training state
-    checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
-    try:
-        history = train(
-            objective,
-            lambda: sampler.batch(holdout.train_pairs),
-            settings,
-            validate=validate,
-            desc=model.label,
-            checkpoints=checkpoints,
-        )
-    except NonFiniteLossError as error:
-        error.model = model  # the last good weights, for inspection
-        raise
-    kept_step = int(history.loc[history[K.KEPT], K.STEP].iloc[0])
-    weight_rule = _set_population_weight(
-        model, objective, population_weight, sampler, holdout.val_pairs
+    history = train_model(
+        model,
+        sampler,
+        lambda: sampler.batch(holdout.train_pairs),
+        settings,
+        validate=validate,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
+    kept_step = int(history.loc[history[K.KEPT], K.STEP].iloc[0])
+    weight_rule = _set_population_weight(model, population_weight, sampler, holdout.val_pairs)
 
     embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
     adata.uns[keys.uns][keys.history] = _merge_history(adata, keys, history, model.label)
-    adata.uns[keys.uns][keys.params][K.FIT_PARAMS] = _fit_params(
-        model.config, settings, batch_populations, random_state
-    ) | {
-        "kept_step": kept_step,
-        "validation": holdout.kind,
-        "val_fraction": val_fraction,
-        "population_weight_rule": weight_rule,
-    }
+    adata.uns[keys.uns][keys.params][K.FIT_PARAMS] = fit_params(
+        model.config,
+        settings,
+        FIT_PARAMS_SKIP,
+        batch_populations=batch_populations,
+        random_state=random_state,
+        kept_step=kept_step,
+        validation=holdout.kind,
+        val_fraction=val_fraction,
+        population_weight_rule=weight_rule,
+    )
     added = [keys.history, keys.params]
     if embedding is not None:
         adata.uns[keys.uns][keys.population_embedding] = embedding
@@ -342,6 +333,17 @@ def resolve_population_dropout(dropout: float | str, method: str, n_sources: int
     return float(dropout)
 
 
+#: Config entries left out of ``params['fit']`` (data, not options).
+FIT_PARAMS_SKIP = {
+    "treatments",
+    "train_sources",
+    K.SAMPLE_KEY,
+    K.USE_REP,
+    K.CONDITION_KEY,
+    K.CONTROL,
+    "feature_mean",
+    "feature_scale",
+}
 #: Population dropout of ``population_dropout="auto"`` below ``MIN_SOURCES_FOR_HOLDOUT``.
 FEW_POPULATIONS_DROPOUT = 0.5
 #: Population weight of ``population_weight="auto"`` without validation populations.
@@ -350,7 +352,6 @@ FEW_POPULATIONS_WEIGHT = 0.5
 
 def _set_population_weight(
     model: MetaFlowModel,
-    objective: MetaFlowObjective,
     population_weight: float | str,
     sampler: PopulationSampler,
     val_pairs: np.ndarray,
@@ -364,7 +365,7 @@ def _set_population_weight(
     if len(val_pairs) == 0:
         model.set_population_weight(FEW_POPULATIONS_WEIGHT)
         return "few populations"
-    weight = fitted_population_weight(objective, sampler.validation_draws(val_pairs))
+    weight = fitted_population_weight(model.objective(), sampler.validation_draws(val_pairs))
     model.set_population_weight(weight)
     logger.info("population weight %.3g (least squares on the validation populations)", weight)
     return "validation"
@@ -394,12 +395,14 @@ MIN_SOURCES_FOR_HOLDOUT = 20
 
 
 def _warn_if_few_populations(method: str, n_sources: int) -> None:
-    """Say when MFM's embedding has few populations to learn from (FM was better there)."""
+    """Say when MFM's embedding has few populations to learn from (and what fit does then)."""
     if method == "mfm" and n_sources < MIN_SOURCES_FOR_HOLDOUT:
         logger.warning(
-            "MFM learns its population embedding from %d training control populations; "
-            "with fewer than %d, FM predicted held-out real patients better "
-            "(docs/methods.md): compare with method='fm' and mfm.tl.baseline",
+            "MFM learns its population embedding from %d training control populations; with "
+            "fewer than %d nothing is held out for validation and, at the defaults, the "
+            "embedding is dropped for half the pairs in training and weighted 0.5 in "
+            "prediction (docs/methods.md, 'Few populations'): compare with method='fm' and "
+            "mfm.tl.baseline",
             n_sources,
             MIN_SOURCES_FOR_HOLDOUT,
         )
@@ -535,15 +538,3 @@ def _check_training_extras(
     if early_stopping is not None:
         check_positive_int("early_stopping", early_stopping)
     check_checkpoint_options(checkpoint_every, checkpoint_dir, resume)
-
-
-def _fit_params(
-    config: MetaFlowConfig, settings: TrainSettings, batch_populations: int, random_state: int
-) -> dict:
-    """Fit parameters as plain h5ad-writable types."""
-    skip = {"treatments", "train_sources", K.SAMPLE_KEY, K.USE_REP, K.CONDITION_KEY, K.CONTROL}
-    skip |= {"feature_mean", "feature_scale"}
-    params = {k: v for k, v in vars(config).items() if k not in skip}
-    params.update(vars(settings))
-    params.update(batch_populations=batch_populations, random_state=random_state)
-    return {k: (v if v is not None else "none") for k, v in params.items()}

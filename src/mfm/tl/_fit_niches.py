@@ -26,9 +26,9 @@ from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
 from ._trainer import (
     TrainSettings,
     check_checkpoint_options,
+    fit_params,
     rank_and_world,
-    sampler_checkpoints,
-    train,
+    train_model,
 )
 
 logger = logging.getLogger(__name__)
@@ -183,14 +183,26 @@ def fit_niches(
         rank=rank_and_world()[0],
     )
     settings = TrainSettings(max_steps=max_steps, lr=lr, val_every=val_every, progress=progress)
-    checkpoints = sampler_checkpoints(checkpoint_dir, checkpoint_every, resume, max_steps, sampler)
-    history = train(
-        model.objective(), sampler.batch, settings, desc=f"WFM {geometry}", checkpoints=checkpoints
+    history = train_model(
+        model,
+        sampler,
+        sampler.batch,
+        settings,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
 
-    added = _write(adata, keys, history, _fit_params(config, settings, batch_size, random_state))
+    params = fit_params(
+        config, settings, FIT_PARAMS_SKIP, batch_size=batch_size, random_state=random_state
+    )
+    added = _write(adata, keys, history, params)
     logger.info("finished; added %s", ", ".join(added))
     return model
+
+
+#: Config entries left out of ``params['fit']`` (data, not options).
+FIT_PARAMS_SKIP = {"feature_mean", "noise_mean", "noise_cov", "niche_sizes", "size_counts"}
 
 
 def _write(adata: AnnData, keys: K.NicheKeys, history: pd.DataFrame, params: dict) -> list[str]:
@@ -273,14 +285,3 @@ def _check_network(
         raise ValueError(msg)
     check_number("cfg_dropout", cfg_dropout, low=0.0, high=1.0, closed="both")
     check_number("ot_reg", ot_reg)
-
-
-def _fit_params(
-    config: NicheConfig, settings: TrainSettings, batch_size: int, random_state: int
-) -> dict:
-    """Fit parameters as plain h5ad-writable types (``None`` entries left out)."""
-    skip = {"feature_mean", "noise_mean", "noise_cov", "niche_sizes", "size_counts"}
-    params = {k: v for k, v in vars(config).items() if k not in skip}
-    params.update(vars(settings))
-    params.update(batch_size=batch_size, random_state=random_state)
-    return {k: v for k, v in params.items() if v is not None}

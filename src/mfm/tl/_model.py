@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._utils import RandomState, as_numpy_rng
-from ..flows import integrate, integrate_path
+from ..flows import MetaFlowObjective, integrate, integrate_path
 from ..models import GCNConditioner, MetaFlowNet, NullConditioner, OneHotConditioner
 from ._base import BaseModel, register
 
@@ -206,6 +206,16 @@ class MetaFlowModel(BaseModel):
             residual=c.residual,
             activation=c.activation,
             population_weight=c.population_weight,
+        )
+
+    def objective(self) -> MetaFlowObjective:
+        """The training loss module around ``self.module`` (shares its parameters)."""
+        c = self.config
+        return MetaFlowObjective(
+            self.module,
+            source=c.source,
+            coupling=c.coupling,
+            population_dropout=c.population_dropout,
         )
 
     def set_population_weight(self, weight: float) -> None:

@@ -134,6 +134,11 @@ class NicheModel(BaseModel):
     config_class = NicheConfig
     config: NicheConfig
 
+    @property
+    def label(self) -> str:
+        """``"WFM "`` and the geometry, e.g. ``"WFM point_cloud"``."""
+        return f"WFM {self.config.geometry}"
+
     def summary(self) -> str:
         """Geometry of the niches, e.g. ``"point_cloud"``."""
         return self.config.geometry
