@@ -174,8 +174,10 @@ def fit(
     - ``adata.uns[key_added]['history']``: DataFrame of method, step, train/val loss, lr,
       kept (the row whose weights the model holds) (rows of earlier fits of other methods
       are kept, so ``mfm.pl.loss`` compares them);
-    - ``adata.uns[key_added]['params']['fit']``: the fit parameters, with ``kept_step``
-      and ``validation`` (``"split"``, ``"populations"``, ``"cells"`` or ``"none"``);
+    - ``adata.uns[key_added]['params']['fit']``: the fit parameters, with ``kept_step``,
+      ``validation`` (``"split"``, ``"populations"`` or ``"none"``), the resolved
+      ``population_dropout`` and ``population_weight``, and ``population_weight_rule``
+      (``"validation"``, ``"few populations"``, ``"given"`` or ``"fixed"``);
     - ``adata.uns[key_added]['population_embedding']``: DataFrame (control population x
       embedding dimension) of h (MFM and CGFM).
 
