@@ -41,7 +41,7 @@ class GuidedVelocity(nn.Module):
 
     @property
     def null_label(self) -> int:
-        """Index of the null (unconditional) label: ``n_conditions``."""
+        """Index of the null (unconditional) label, equal to ``n_conditions``."""
         return self.n_conditions
 
     def drop_labels(
