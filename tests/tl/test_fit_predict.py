@@ -548,10 +548,10 @@ def test_population_weight_rules(prepare, fit_kw, tmp_path):
     model = mfm.tl.fit(few, **fit_kw)
     params = few.uns["mfm"]["params"]["fit"]
     assert (params["population_weight"], params["population_weight_rule"]) == (
-        0.5,
+        0.25,
         "few populations",
     )
-    assert model.config.population_weight == model.module.population_weight == 0.5
+    assert model.config.population_weight == model.module.population_weight == 0.25
     assert params["population_dropout"] == 0.5
 
     split = prepare()  # patient P1 is the validation split

@@ -131,8 +131,8 @@ def fit(
         uses the population-conditioned velocity alone, 0 ignores the population. ``"auto"``:
         with validation populations, the :math:`\lambda` in [0, 1] of the lowest validation
         loss (a least-squares fit, in closed form); without (fewer than 20 training control
-        populations), 0.5, which beat both 1 and 0 (FM) on BCR-XL patients held out from
-        few training donors (``docs/methods.md``). Needs ``population_dropout > 0`` unless 1.
+        populations), 0.25, which beat 0 (FM), 0.5, 0.75 and 1 on BCR-XL patients held out
+        from two training donors (``docs/methods.md``). Needs ``population_dropout > 0`` unless 1.
     val_fraction
         When the data has no ``"val"`` pairs (see :func:`mfm.pp.split`) and ``restore_best``
         or ``early_stopping`` is set, this fraction of the training control populations is
@@ -349,7 +349,7 @@ FIT_PARAMS_SKIP = {
 #: Population dropout of ``population_dropout="auto"`` below ``MIN_SOURCES_FOR_HOLDOUT``.
 FEW_POPULATIONS_DROPOUT = 0.5
 #: Population weight of ``population_weight="auto"`` without validation populations.
-FEW_POPULATIONS_WEIGHT = 0.5
+FEW_POPULATIONS_WEIGHT = 0.25
 
 
 def _set_population_weight(
@@ -402,7 +402,7 @@ def _warn_if_few_populations(method: str, n_sources: int) -> None:
         logger.warning(
             "MFM learns its population embedding from %d training control populations; with "
             "fewer than %d nothing is held out for validation and, at the defaults, the "
-            "embedding is dropped for half the pairs in training and weighted 0.5 in "
+            "embedding is dropped for half the pairs in training and weighted 0.25 in "
             "prediction (docs/methods.md, 'Few populations'): compare with method='fm' and "
             "mfm.tl.baseline",
             n_sources,
