@@ -217,6 +217,7 @@ def fit(
         raise ValueError(msg)
     if coupling == "paired":
         pairs.check_paired(np.concatenate([train_pairs, val_pairs]))
+    n_sources = len(np.unique(pairs.source[train_pairs]))  # training control populations
     wants_val = restore_best or early_stopping is not None
     holdout = _holdout(
         pairs, train_pairs, val_pairs, val_fraction if wants_val else 0.0, random_state
@@ -244,11 +245,10 @@ def fit(
         standardize=standardize,
         feature_mean=mean,
         feature_scale=scale,
-        population_dropout=resolve_population_dropout(
-            population_dropout, method, len(np.unique(pairs.source[train_pairs]))
-        ),
+        population_dropout=resolve_population_dropout(population_dropout, method, n_sources),
     )
-    _check_weight_needs_dropout(population_weight, config)
+    if method != "fm":
+        _check_weight_needs_dropout(population_weight, config.population_dropout)
     model = MetaFlowModel(config, features, device=device, seed=random_state)
     logger.info(
         "training %s on %d population pairs on %s (validation: %s)",
@@ -257,7 +257,7 @@ def fit(
         model.device,
         holdout.kind,
     )
-    _warn_if_few_populations(method, len(np.unique(pairs.source[train_pairs])))
+    _warn_if_few_populations(method, n_sources)
     sampler = PopulationSampler(
         pairs,
         np.array([model.population_code(name) for name in pairs.names]),
@@ -501,22 +501,15 @@ def _check_population_options(dropout: float | str, weight: float | str) -> None
     """Check ``population_dropout`` and ``population_weight`` of :func:`fit`."""
     if dropout != "auto":
         check_number("population_dropout", dropout, low=0.0, high=1.0, closed="left")
-    if weight == "auto" or dropout == "auto":
-        if weight != "auto":
-            check_number("population_weight", weight, low=0.0, high=1.0, closed="both")
-        return
-    check_number("population_weight", weight, low=0.0, high=1.0, closed="both")
-    if weight != 1 and dropout == 0:
-        msg = (
-            f"`population_weight={weight!r}` mixes in the population-free velocity, which "
-            "only `population_dropout > 0` trains; pass a dropout or `population_weight=1`."
-        )
-        raise ValueError(msg)
+    if weight != "auto":
+        check_number("population_weight", weight, low=0.0, high=1.0, closed="both")
+        if dropout == 0:  # before reading the data; "auto" is checked once it is resolved
+            _check_weight_needs_dropout(weight, dropout)
 
 
-def _check_weight_needs_dropout(weight: float | str, config: MetaFlowConfig) -> None:
+def _check_weight_needs_dropout(weight: float | str, dropout: float) -> None:
     """A population weight below 1 needs the population-free velocity, i.e. a dropout."""
-    if weight in ("auto", 1) or config.method == "fm" or config.population_dropout > 0:
+    if weight in ("auto", 1) or dropout > 0:
         return
     msg = (
         f"`population_weight={weight!r}` mixes in the population-free velocity, which only "
