@@ -131,7 +131,7 @@ class OursTrainer:
             method="mfm",
             coupling=coupling,
             treatments=pairs.treatments,
-            train_sources=sorted({pairs.names[i] for i in pairs.source[self.train_pairs]}),
+            train_sources=sorted({pairs.names[i] for i in pairs.control[self.train_pairs]}),
             knn=sizes.knn,
             gcn_hidden=sizes.gcn_hidden,
             gcn_layers=sizes.gcn_layers,

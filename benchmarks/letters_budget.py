@@ -86,7 +86,7 @@ def held_out(adata) -> HeldOut:
     pairs, _, _, split = split_pairs(adata)
     val = pairs.treated(np.flatnonzero(split == K.VAL))
     return HeldOut(
-        [pairs.population_cells(pairs.source[i]) for i in val],
+        [pairs.population_cells(pairs.control[i]) for i in val],
         [pairs.population_cells(i) for i in val],
     )
 
@@ -119,7 +119,7 @@ def run_reference(adata, task: HeldOut, args) -> Curve:
         torch.manual_seed(args.seed)
         model = ReferenceGNNFlow(pairs.n_features, decoder_hidden=sizes["hidden"], knn=sizes["knn"])
     loader = ReferenceLoader(
-        [pairs.population_cells(pairs.source[i]) for i in train_pairs],
+        [pairs.population_cells(pairs.control[i]) for i in train_pairs],
         [pairs.population_cells(i) for i in train_pairs],
         batch_size=sizes["batch"],
         n_cells=sizes["cells"],

@@ -70,7 +70,7 @@ class ReferenceRun:
                 skip_connections=not args.reference_plain_mlp,
             ).to(device)
         self.loader = ReferenceLoader(
-            [pairs.population_cells(pairs.source[i]) for i in train],
+            [pairs.population_cells(pairs.control[i]) for i in train],
             [pairs.population_cells(i) for i in train],
             batch_size=sizes.batch_populations,
             n_cells=sizes.cells_per_population,

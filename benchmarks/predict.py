@@ -73,11 +73,11 @@ def held_out_task(adata, model: MetaFlowModel, random_state: int, n_cells: int) 
     """Evenly spaced val/test treated populations, enough for ``n_cells`` predicted cells."""
     pairs, table, _ = population_pairs(adata, K.Keys("mfm"), model.config.treatments)
     held_out = pairs.treated(np.flatnonzero(table[K.SPLIT].astype(str).isin([K.VAL, K.TEST])))
-    sizes = [len(pairs.cells[pairs.source[target]]) for target in held_out]
+    sizes = [len(pairs.cells[pairs.control[target]]) for target in held_out]
     count = min(len(held_out), max(1, int(np.ceil(n_cells / np.mean(sizes)))))
     task = Task([], [], [], [], [])
     for target in held_out[np.linspace(0, len(held_out) - 1, count).round().astype(int)]:
-        source = pairs.source[target]
+        source = pairs.control[target]
         task.x0.append(pairs.population_cells(source))
         task.embedding.append(
             model.embed(pairs.population_cells(source), pairs.names[source], random_state)

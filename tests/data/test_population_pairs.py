@@ -23,7 +23,7 @@ def pairs() -> PopulationPairs:
         x=x,
         cells=cells,
         names=NAMES,
-        source=np.array([0, 0, 0, 3, 3]),
+        control=np.array([0, 0, 0, 3, 3]),
         treatment=np.array([-1, 0, 1, -1, 0]),
         treatments=["drugA", "drugB"],
     )
@@ -38,44 +38,44 @@ def test_pairs_and_cells(pairs):
 
 def test_lengths_must_match(pairs):
     with pytest.raises(ValueError, match="one entry per population"):
-        PopulationPairs(pairs.x, pairs.cells, NAMES[:4], pairs.source, pairs.treatment, [])
+        PopulationPairs(pairs.x, pairs.cells, NAMES[:4], pairs.control, pairs.treatment, [])
 
 
 def test_sample_shapes_and_values(pairs):
     chosen = np.array([1, 4, 1, 2])
     batch = pairs.sample(chosen, 5, np.random.default_rng(0))
     assert isinstance(batch, PopulationBatch)
-    assert batch.source.shape == batch.target.shape == (4, 5, 3)
-    assert batch.source.dtype == batch.target.dtype == torch.float32
-    assert batch.source_index.dtype == batch.treatment.dtype == torch.long
-    np.testing.assert_array_equal(batch.source_index, [0, 3, 0, 0])
+    assert batch.control.shape == batch.treated.shape == (4, 5, 3)
+    assert batch.control.dtype == batch.treated.dtype == torch.float32
+    assert batch.control_index.dtype == batch.treatment.dtype == torch.long
+    np.testing.assert_array_equal(batch.control_index, [0, 3, 0, 0])
     np.testing.assert_array_equal(batch.treatment, [0, 0, 0, 1])
     # every drawn row comes from the right population: feature 0 is the population index
-    np.testing.assert_array_equal(batch.source[..., 0], np.repeat([[0], [3], [0], [0]], 5, 1))
-    np.testing.assert_array_equal(batch.target[..., 0], np.repeat(chosen[:, None], 5, 1))
+    np.testing.assert_array_equal(batch.control[..., 0], np.repeat([[0], [3], [0], [0]], 5, 1))
+    np.testing.assert_array_equal(batch.treated[..., 0], np.repeat(chosen[:, None], 5, 1))
     # and is a real row of x
     x = torch.as_tensor(pairs.x)
-    for cells in (batch.source, batch.target):
+    for cells in (batch.control, batch.treated):
         np.testing.assert_array_equal(cells, x[cells[..., 1].long()])
 
 
 def test_replacement_only_for_small_populations(pairs):
     batch = pairs.sample(np.array([1, 2, 4]), 5, np.random.default_rng(1))
-    rows = batch.target[..., 1].numpy()
+    rows = batch.treated[..., 1].numpy()
     assert len(set(rows[0])) == 5  # 12 cells: without replacement
     assert len(set(rows[1])) <= 3  # 3 cells: with replacement
     assert set(rows[1]) <= {22.0, 23.0, 24.0}
-    assert len(set(batch.source[1, :, 1].numpy())) == 5  # the control has 10 cells
-    assert len(set(batch.source[2, :, 1].numpy())) <= 4  # the s1 control has 4
+    assert len(set(batch.control[1, :, 1].numpy())) == 5  # the control has 10 cells
+    assert len(set(batch.control[2, :, 1].numpy())) <= 4  # the s1 control has 4
 
 
 def test_sample_is_deterministic(pairs):
     first = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(3))
     second = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(3))
     other = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(4))
-    torch.testing.assert_close(first.source, second.source)
-    torch.testing.assert_close(first.target, second.target)
-    assert not torch.equal(first.target, other.target)
+    torch.testing.assert_close(first.control, second.control)
+    torch.testing.assert_close(first.treated, second.treated)
+    assert not torch.equal(first.treated, other.treated)
 
 
 def test_paired_sample_draws_the_same_positions():
@@ -85,10 +85,10 @@ def test_paired_sample_draws_the_same_positions():
         x, [np.arange(6), np.arange(6, 12)], ["c", "t"], np.array([0, 0]), np.array([-1, 0]), ["t"]
     )
     batch = pairs.sample(np.array([1, 1]), 4, np.random.default_rng(0), paired=True)
-    np.testing.assert_array_equal(batch.source[..., 1], batch.target[..., 1])
-    assert (batch.source[..., 0] == 0).all() and (batch.target[..., 0] == 1).all()
+    np.testing.assert_array_equal(batch.control[..., 1], batch.treated[..., 1])
+    assert (batch.control[..., 0] == 0).all() and (batch.treated[..., 0] == 1).all()
     unpaired = pairs.sample(np.array([1, 1]), 6, np.random.default_rng(0))
-    assert not torch.equal(unpaired.source[..., 1], unpaired.target[..., 1])
+    assert not torch.equal(unpaired.control[..., 1], unpaired.treated[..., 1])
 
 
 def test_paired_sample_needs_equal_sizes(pairs):

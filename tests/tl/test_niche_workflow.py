@@ -246,6 +246,11 @@ def test_chol_normal_noise_is_the_pooled_gaussian(fitted):
     )
 
 
+def test_models_saved_with_the_former_noise_name_load_as_normal_noise():
+    assert mfm.tl.NicheConfig(noise="gaussian").noise == "normal"
+    assert mfm.tl.NicheConfig().noise == "normal"
+
+
 def test_nan_conditions_are_left_out():
     adata = tissue()
     adata.obs[CONDITION] = adata.obs[CONDITION].astype(object)

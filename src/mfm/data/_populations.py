@@ -17,19 +17,19 @@ class PopulationBatch:
 
     Attributes
     ----------
-    source
+    control
         ``(B, n, d)`` cells drawn from each pair's control population.
-    target
+    treated
         ``(B, n, d)`` cells drawn from each pair's treated population.
-    source_index
+    control_index
         ``(B,)`` index of the control population (into ``PopulationPairs.names``).
     treatment
         ``(B,)`` treatment code (into ``PopulationPairs.treatments``).
     """
 
-    source: Tensor
-    target: Tensor
-    source_index: Tensor
+    control: Tensor
+    treated: Tensor
+    control_index: Tensor
     treatment: Tensor
 
 
@@ -46,8 +46,8 @@ class PopulationPairs:
         For each population, the row indices of its cells in ``x``.
     names
         Population ids, aligned with ``cells``.
-    source
-        For each population, the index of its control population.
+    control
+        For each population, the index of its control population (itself for a control).
     treatment
         For each population, its treatment code into ``treatments``; ``-1`` for controls.
     treatments
@@ -57,14 +57,14 @@ class PopulationPairs:
     x: np.ndarray | RowStore
     cells: list[np.ndarray]
     names: list[str]
-    source: np.ndarray
+    control: np.ndarray
     treatment: np.ndarray
     treatments: list[str]
 
     def __post_init__(self) -> None:
         n = len(self.cells)
-        if not (len(self.names) == len(self.source) == len(self.treatment) == n):
-            msg = "`cells`, `names`, `source` and `treatment` must have one entry per population."
+        if not (len(self.names) == len(self.control) == len(self.treatment) == n):
+            msg = "`cells`, `names`, `control` and `treatment` must have one entry per population."
             raise ValueError(msg)
 
     @property
@@ -122,35 +122,35 @@ class PopulationPairs:
         -------
         The batch of ``B`` pairs.
         """
-        sources = self.source[pairs]
+        controls = self.control[pairs]
         if paired:
             self.check_paired(pairs)
             positions = [self._draw(np.arange(len(self.cells[i])), n_cells, rng) for i in pairs]
-            source_rows = np.stack(
-                [self.cells[s][p] for s, p in zip(sources, positions, strict=True)]
+            control_rows = np.stack(
+                [self.cells[s][p] for s, p in zip(controls, positions, strict=True)]
             )
-            target_rows = np.stack(
+            treated_rows = np.stack(
                 [self.cells[i][p] for i, p in zip(pairs, positions, strict=True)]
             )
         else:
-            source_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in sources])
-            target_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
+            control_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in controls])
+            treated_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
         return PopulationBatch(
-            source=torch.as_tensor(self.take(source_rows), device=device),
-            target=torch.as_tensor(self.take(target_rows), device=device),
-            source_index=torch.as_tensor(sources, dtype=torch.long, device=device),
+            control=torch.as_tensor(self.take(control_rows), device=device),
+            treated=torch.as_tensor(self.take(treated_rows), device=device),
+            control_index=torch.as_tensor(controls, dtype=torch.long, device=device),
             treatment=torch.as_tensor(self.treatment[pairs], dtype=torch.long, device=device),
         )
 
     def check_paired(self, pairs: np.ndarray) -> None:
         """`ValueError` unless every pair's control and treated populations have equal sizes."""
         for i in pairs:
-            n_treated, n_control = len(self.cells[i]), len(self.cells[self.source[i]])
+            n_treated, n_control = len(self.cells[i]), len(self.cells[self.control[i]])
             if n_treated != n_control:
                 msg = (
                     f"coupling='paired' needs control and treated populations of equal size "
                     f"(their cells correspond in order): {self.names[i]!r} has {n_treated} "
-                    f"cells, its control {self.names[self.source[i]]!r} has {n_control}."
+                    f"cells, its control {self.names[self.control[i]]!r} has {n_control}."
                 )
                 raise ValueError(msg)
 

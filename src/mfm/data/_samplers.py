@@ -91,7 +91,7 @@ class PopulationSampler(RandomStreams):
         self.to_model_space, self.device = to_model_space, device
 
     def batch(self, candidates: np.ndarray) -> tuple:
-        """Objective arguments ``(source, target, codes, treatment, generator)`` of a batch."""
+        """Objective arguments ``(control, treated, codes, treatment, generator)`` of a batch."""
         replace = len(candidates) < self.batch_size
         chosen = self.rng.choice(candidates, self.batch_size, replace=replace)
         return (*self._draw(chosen, self.rng), self.generator)
@@ -116,8 +116,8 @@ class PopulationSampler(RandomStreams):
 
     def _draw(self, chosen: np.ndarray, rng: np.random.Generator) -> tuple:
         b = self.pairs.sample(chosen, self.n_cells, rng, device=self.device, paired=self.paired)
-        source, target = self.to_model_space(b.source), self.to_model_space(b.target)
-        return source, target, self.codes[b.source_index], b.treatment
+        control, treated = self.to_model_space(b.control), self.to_model_space(b.treated)
+        return control, treated, self.codes[b.control_index], b.treatment
 
 
 class CloudSampler(RandomStreams):

@@ -13,7 +13,7 @@ def feature_statistics(
     """Mean and scale of the training control cells (empty lists for ``"none"``)."""
     if standardize == "none":
         return [], []
-    rows = np.sort(np.concatenate([pairs.cells[s] for s in np.unique(pairs.source[train_pairs])]))
+    rows = np.sort(np.concatenate([pairs.cells[s] for s in np.unique(pairs.control[train_pairs])]))
     mean, std = streaming_moments(pairs, rows)
     if standardize == "global":
         scale = np.full_like(std, np.sqrt(np.mean(std**2)))

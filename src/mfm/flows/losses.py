@@ -72,8 +72,8 @@ class MetaFlowObjective(nn.Module):
 
     def forward(
         self,
-        source: Tensor,
-        target: Tensor,
+        control: Tensor,
+        treated: Tensor,
         population: Tensor,
         treatment: Tensor,
         generator: torch.Generator | None = None,
@@ -82,9 +82,10 @@ class MetaFlowObjective(nn.Module):
 
         Parameters
         ----------
-        source
-            ``(B, n, d)`` control cells of each pair.
-        target
+        control
+            ``(B, n, d)`` control cells of each pair (embedded, and the source of the flow
+            unless it starts from noise).
+        treated
             ``(B, n, d)`` treated cells of each pair.
         population
             ``(B,)`` control population codes (used by the one-hot conditioner).
@@ -97,7 +98,7 @@ class MetaFlowObjective(nn.Module):
         -------
         The mean squared error between predicted and target velocities.
         """
-        path, condition = self._path(source, target, population, treatment, generator)
+        path, condition = self._path(control, treated, population, treatment, generator)
         predicted = self.net.velocity(path.x_t, path.t, condition)
         loss = (predicted - path.dx_t).square().sum(-1).mean()
         return LossOutput(loss, {"mse": loss.detach()})
@@ -105,8 +106,8 @@ class MetaFlowObjective(nn.Module):
     @torch.no_grad()
     def population_weight_terms(
         self,
-        source: Tensor,
-        target: Tensor,
+        control: Tensor,
+        treated: Tensor,
         population: Tensor,
         treatment: Tensor,
         generator: torch.Generator | None = None,
@@ -118,15 +119,15 @@ class MetaFlowObjective(nn.Module):
         quadratic in :math:`\lambda`, lowest at :math:`\sum d \cdot r / \sum d \cdot d`
         (summed over batches). Arguments as in :meth:`forward`; no population dropout.
         """
-        path, condition = self._path(source, target, population, treatment, generator, drop=False)
+        path, condition = self._path(control, treated, population, treatment, generator, drop=False)
         free = self.net.velocity(path.x_t, path.t, self.net.without_population(condition))
         d = self.net.velocity(path.x_t, path.t, condition) - free
         return float((d * (path.dx_t - free)).sum()), float(d.square().sum())
 
     def _path(
         self,
-        source: Tensor,
-        target: Tensor,
+        control: Tensor,
+        treated: Tensor,
         population: Tensor,
         treatment: Tensor,
         generator: torch.Generator | None,
@@ -134,21 +135,21 @@ class MetaFlowObjective(nn.Module):
         drop: bool = True,
     ) -> tuple[PathSample, Tensor]:
         """The cells' path points and their conditions (one row per cell)."""
-        batch, n, _ = source.shape
-        h = self.net.embed(source, population)
+        batch, n, _ = control.shape
+        h = self.net.embed(control, population)
         if drop and self.training and self.population_dropout > 0:
             dropped = torch.rand(batch, generator=generator, device=h.device)
             h = h * (dropped >= self.population_dropout)[:, None].to(h.dtype)
         condition = self.net.condition(h, treatment)
-        x0 = source
+        x0 = control
         if self.source == "noise":
             x0 = torch.randn(
-                source.shape, generator=generator, device=source.device, dtype=source.dtype
+                control.shape, generator=generator, device=control.device, dtype=control.dtype
             )
         if self.coupling == "ot":
-            x0, x1 = ot_coupling(x0, target, generator=generator)
+            x0, x1 = ot_coupling(x0, treated, generator=generator)
         else:
-            x0, x1 = independent_coupling(x0, target)
-        t = torch.rand(batch * n, generator=generator, device=source.device, dtype=source.dtype)
+            x0, x1 = independent_coupling(x0, treated)
+        t = torch.rand(batch * n, generator=generator, device=control.device, dtype=control.dtype)
         path = linear_path(x0.reshape(batch * n, -1), x1.reshape(batch * n, -1), t)
         return path, condition.repeat_interleave(n, dim=0)

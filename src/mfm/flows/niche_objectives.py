@@ -89,7 +89,7 @@ class PointCloudObjective(_NoiseSource):
     net
         The velocity :class:`~mfm.models.SetTransformerVelocity`.
     noise
-        ``"gaussian"`` (:math:`N(0, I)` points) or ``"chol_normal"`` (points of
+        ``"normal"`` (:math:`N(0, I)` points) or ``"chol_normal"`` (points of
         :math:`N(m, \Sigma)` with ``noise_mean``, ``noise_cov``).
     noise_mean
         ``(d,)`` mean ``m`` (``"chol_normal"`` only).
@@ -107,7 +107,7 @@ class PointCloudObjective(_NoiseSource):
         self,
         net: SetTransformerVelocity,
         *,
-        noise: NoiseKind = "gaussian",
+        noise: NoiseKind = "normal",
         noise_mean: Tensor | None = None,
         noise_cov: Tensor | None = None,
         reg: float = 0.01,
@@ -169,7 +169,7 @@ class BuresWassersteinObjective(_NoiseSource):
     net
         The velocity :class:`GaussianVelocity`.
     noise
-        ``"gaussian"`` or ``"chol_normal"`` noise points (see :class:`PointCloudObjective`).
+        ``"normal"`` or ``"chol_normal"`` noise points (see :class:`PointCloudObjective`).
     noise_mean
         ``(d,)`` mean (``"chol_normal"`` only).
     noise_cov
@@ -182,7 +182,7 @@ class BuresWassersteinObjective(_NoiseSource):
         self,
         net: GaussianVelocity,
         *,
-        noise: NoiseKind = "gaussian",
+        noise: NoiseKind = "normal",
         noise_mean: Tensor | None = None,
         noise_cov: Tensor | None = None,
         shrinkage: float | Literal["ledoit_wolf"] = 0.1,

@@ -30,7 +30,7 @@ __all__ = [
     "wfm_path",
 ]
 
-NoiseKind = Literal["gaussian", "chol_normal"]
+NoiseKind = Literal["normal", "chol_normal"]
 TargetMode = Literal["matching", "barycentric"]
 Rounding = Literal["assignment", "greedy"]
 
@@ -39,14 +39,14 @@ def sample_noise_clouds(
     like: Tensor,
     mask: Tensor | None = None,
     *,
-    kind: NoiseKind = "gaussian",
+    kind: NoiseKind = "normal",
     mean: Tensor | None = None,
     cov: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     r"""Draw one noise cloud per target cloud, with the same number of points.
 
-    - ``"gaussian"``: i.i.d. points :math:`z \sim \mathcal N(0, I_d)`.
+    - ``"normal"``: i.i.d. points :math:`z \sim \mathcal N(0, I_d)`.
     - ``"chol_normal"``: covariance-matched points :math:`m + L z`, :math:`L L^\top = \Sigma`,
       with the mean ``m`` and covariance ``Σ`` of the training clouds (e.g. the pooled
       :func:`~mfm.flows.bures_wasserstein.gaussian_from_clouds` of all their points). The
@@ -59,7 +59,7 @@ def sample_noise_clouds(
     mask
         ``(B, n)`` bool, True on valid points; padded points of the noise are set to 0.
     kind
-        ``"gaussian"`` or ``"chol_normal"``.
+        ``"normal"`` or ``"chol_normal"``.
     mean
         ``(d,)`` mean ``m`` (``"chol_normal"`` only).
     cov
@@ -71,7 +71,7 @@ def sample_noise_clouds(
     -------
     ``(B, n, d)`` noise clouds.
     """
-    check_choice("kind", kind, ("gaussian", "chol_normal"))
+    check_choice("kind", kind, ("normal", "chol_normal"))
     check_clouds(like, like, mask)
     z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
     if kind == "chol_normal":

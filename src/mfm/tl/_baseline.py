@@ -102,7 +102,7 @@ def baseline(
             rng = as_numpy_rng(random_state)
             shifts = _nearest_shifts(pairs, targets, candidates, max_cells, rng)
     predicted = [
-        pairs.population_cells(pairs.source[t]) + s for t, s in zip(targets, shifts, strict=True)
+        pairs.population_cells(pairs.control[t]) + s for t, s in zip(targets, shifts, strict=True)
     ]
     pred = prediction_anndata(adata, pairs, table, targets, predicted, features, keys, True)
     label = method if groupby is None else f"{method}[{groupby}]"
@@ -173,7 +173,7 @@ def _candidates(
 
 def _response(pairs: PopulationPairs, pair: int) -> np.ndarray:
     """Treated mean - control mean of one pair."""
-    control = pairs.population_cells(pairs.source[pair])
+    control = pairs.population_cells(pairs.control[pair])
     return pairs.population_cells(pair).mean(0) - control.mean(0)
 
 
@@ -193,18 +193,18 @@ def _nearest_shifts(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Response of the candidate pair whose control is closest (energy distance) to the target's."""
-    used = [pairs.source[targets], *(pairs.source[chosen] for chosen in candidates)]
-    sources = np.unique(np.concatenate(used))
-    sampled = {s: subsample(pairs.population_cells(s), max_cells, rng) for s in sources}
+    used = [pairs.control[targets], *(pairs.control[chosen] for chosen in candidates)]
+    controls = np.unique(np.concatenate(used))
+    sampled = {s: subsample(pairs.population_cells(s), max_cells, rng) for s in controls}
     distance: dict[tuple[int, int], float] = {}
     shifts = []
     for t, chosen in zip(targets, candidates, strict=True):
-        s = pairs.source[t]
-        for c in np.unique(pairs.source[chosen]):
+        s = pairs.control[t]
+        for c in np.unique(pairs.control[chosen]):
             if (s, c) not in distance:
                 distance[s, c] = distance[c, s] = energy_distance(
                     sampled[s], sampled[c], max_cells=None
                 )
-        nearest = min(chosen, key=lambda i: distance[s, pairs.source[i]])
+        nearest = min(chosen, key=lambda i: distance[s, pairs.control[i]])
         shifts.append(_response(pairs, nearest))
     return np.stack(shifts).astype(np.float32)

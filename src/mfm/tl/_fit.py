@@ -217,7 +217,7 @@ def fit(
         raise ValueError(msg)
     if coupling == "paired":
         pairs.check_paired(np.concatenate([train_pairs, val_pairs]))
-    n_sources = len(np.unique(pairs.source[train_pairs]))  # training control populations
+    n_controls = len(np.unique(pairs.control[train_pairs]))  # training control populations
     wants_val = restore_best or early_stopping is not None
     holdout = _holdout(
         pairs, train_pairs, val_pairs, val_fraction if wants_val else 0.0, random_state
@@ -230,7 +230,7 @@ def fit(
         source=source,
         coupling=coupling,
         treatments=pairs.treatments,
-        train_sources=sorted({pairs.names[i] for i in pairs.source[holdout.train_pairs]}),
+        train_sources=sorted({pairs.names[i] for i in pairs.control[holdout.train_pairs]}),
         knn=knn,
         gcn_hidden=gcn_hidden,
         gcn_layers=gcn_layers,
@@ -245,7 +245,7 @@ def fit(
         standardize=standardize,
         feature_mean=mean,
         feature_scale=scale,
-        population_dropout=resolve_population_dropout(population_dropout, method, n_sources),
+        population_dropout=resolve_population_dropout(population_dropout, method, n_controls),
     )
     if method != "fm":
         _check_weight_needs_dropout(population_weight, config.population_dropout)
@@ -257,7 +257,7 @@ def fit(
         model.device,
         holdout.kind,
     )
-    _warn_if_few_populations(method, n_sources)
+    _warn_if_few_populations(method, n_controls)
     sampler = PopulationSampler(
         pairs,
         np.array([model.population_code(name) for name in pairs.names]),
@@ -294,7 +294,7 @@ def fit(
     kept_step = int(history.loc[history[K.KEPT], K.STEP].iloc[0])
     weight_rule = _set_population_weight(model, population_weight, sampler, holdout.val_pairs)
 
-    embedding = population_embedding(model, pairs, np.unique(pairs.source), random_state)
+    embedding = population_embedding(model, pairs, np.unique(pairs.control), random_state)
     adata.uns[keys.uns][keys.history] = _merge_history(adata, keys, history, model.label)
     adata.uns[keys.uns][keys.params][K.FIT_PARAMS] = fit_params(
         model.config,
@@ -326,12 +326,12 @@ def resolve_lr(lr: float | str, n_train_pairs: int) -> float:
     return float(lr)
 
 
-def resolve_population_dropout(dropout: float | str, method: str, n_sources: int) -> float:
+def resolve_population_dropout(dropout: float | str, method: str, n_controls: int) -> float:
     """The population dropout: ``dropout`` itself, or the ``"auto"`` rule of :func:`fit`."""
     if method == "fm":
         return 0.0  # no population embedding to drop
     if dropout == "auto":
-        return FEW_POPULATIONS_DROPOUT if n_sources < MIN_SOURCES_FOR_HOLDOUT else 0.0
+        return FEW_POPULATIONS_DROPOUT if n_controls < MIN_CONTROLS_FOR_HOLDOUT else 0.0
     return float(dropout)
 
 
@@ -346,7 +346,7 @@ FIT_PARAMS_SKIP = {
     "feature_mean",
     "feature_scale",
 }
-#: Population dropout of ``population_dropout="auto"`` below ``MIN_SOURCES_FOR_HOLDOUT``.
+#: Population dropout of ``population_dropout="auto"`` below ``MIN_CONTROLS_FOR_HOLDOUT``.
 FEW_POPULATIONS_DROPOUT = 0.5
 #: Population weight of ``population_weight="auto"`` without validation populations.
 FEW_POPULATIONS_WEIGHT = 0.25
@@ -393,20 +393,20 @@ def fitted_population_weight(
 
 
 #: Training control populations needed before some are held out for validation.
-MIN_SOURCES_FOR_HOLDOUT = 20
+MIN_CONTROLS_FOR_HOLDOUT = 20
 
 
-def _warn_if_few_populations(method: str, n_sources: int) -> None:
+def _warn_if_few_populations(method: str, n_controls: int) -> None:
     """Say when MFM's embedding has few populations to learn from (and what fit does then)."""
-    if method == "mfm" and n_sources < MIN_SOURCES_FOR_HOLDOUT:
+    if method == "mfm" and n_controls < MIN_CONTROLS_FOR_HOLDOUT:
         logger.warning(
             "MFM learns its population embedding from %d training control populations; with "
             "fewer than %d nothing is held out for validation and, at the defaults, the "
             "embedding is dropped for half the pairs in training and weighted 0.25 in "
             "prediction (docs/methods.md, 'Few populations'): compare with method='fm' and "
             "mfm.tl.baseline",
-            n_sources,
-            MIN_SOURCES_FOR_HOLDOUT,
+            n_controls,
+            MIN_CONTROLS_FOR_HOLDOUT,
         )
 
 
@@ -434,33 +434,33 @@ def _holdout(
     """
     if len(val_pairs):
         return _Holdout(train_pairs, val_pairs, "split")
-    sources = np.unique(pairs.source[train_pairs])
-    if fraction == 0 or len(sources) < MIN_SOURCES_FOR_HOLDOUT:
+    controls = np.unique(pairs.control[train_pairs])
+    if fraction == 0 or len(controls) < MIN_CONTROLS_FOR_HOLDOUT:
         if fraction > 0:
             logger.info(
                 "no validation: %d training control populations, fewer than the %d needed to "
                 "hold some out; the last weights are kept",
-                len(sources),
-                MIN_SOURCES_FOR_HOLDOUT,
+                len(controls),
+                MIN_CONTROLS_FOR_HOLDOUT,
             )
         return _Holdout(train_pairs, val_pairs, "none")
     rng = np.random.default_rng([random_state, 1])
-    held = rng.choice(sources, max(1, round(fraction * len(sources))), replace=False)
-    is_val = np.isin(pairs.source[train_pairs], held)
+    held = rng.choice(controls, max(1, round(fraction * len(controls))), replace=False)
+    is_val = np.isin(pairs.control[train_pairs], held)
     return _Holdout(train_pairs[~is_val], train_pairs[is_val], "populations")
 
 
 def population_embedding(
     model: MetaFlowModel,
     pairs: PopulationPairs,
-    sources: np.ndarray,
+    controls: np.ndarray,
     random_state: int,
 ) -> pd.DataFrame | None:
     """DataFrame (control population x embedding dim) of h, or None for FM."""
     if model.config.method == "fm":
         return None
-    rows = [model.embed(pairs.population_cells(i), pairs.names[i], random_state) for i in sources]
-    return embedding_frame([pairs.names[i] for i in sources], rows)
+    rows = [model.embed(pairs.population_cells(i), pairs.names[i], random_state) for i in controls]
+    return embedding_frame([pairs.names[i] for i in controls], rows)
 
 
 def _merge_history(adata: AnnData, keys: K.Keys, history: pd.DataFrame, label: str) -> pd.DataFrame:

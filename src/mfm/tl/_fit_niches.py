@@ -39,7 +39,7 @@ def fit_niches(
     *,
     condition_key: str | None = None,
     geometry: str = "point_cloud",
-    noise: str = "gaussian",
+    noise: str = "normal",
     ot_reg: float = 0.01,
     ot_iter: int = 200,
     mode: str = "matching",
@@ -85,7 +85,7 @@ def fit_niches(
     geometry
         ``"point_cloud"`` or ``"gaussian"``.
     noise
-        ``"gaussian"``: N(0, I) noise points; ``"chol_normal"``: points of the Gaussian fitted
+        ``"normal"``: N(0, I) noise points; ``"chol_normal"``: points of the Gaussian fitted
         to all points of all training niches.
     ot_reg
         Entropic regularisation of the OT targets, relative to each cloud's mean cost

@@ -85,7 +85,7 @@ def population_pairs(
         x=x,
         cells=[rows_of[p] for p in names],
         names=names,
-        source=np.array([position[s] for s in table[K.SOURCE].astype(str)]),
+        control=np.array([position[s] for s in table[K.SOURCE].astype(str)]),
         treatment=treatment,
         treatments=list(treatments),
     )
@@ -207,10 +207,10 @@ def prediction_obs(
     sample_keys, condition_key = list(params[K.SAMPLE_KEY]), params[K.CONDITION_KEY]
     blocks = []
     for target in targets:
-        name, source = pairs.names[target], pairs.names[pairs.source[target]]
+        name, source = pairs.names[target], pairs.names[pairs.control[target]]
         row = table.loc[name]
-        n = len(pairs.cells[pairs.source[target]])
-        cells = adata.obs_names[pairs.cells[pairs.source[target]]] if from_cells else [""] * n
+        n = len(pairs.cells[pairs.control[target]])
+        cells = adata.obs_names[pairs.cells[pairs.control[target]]] if from_cells else [""] * n
         block = pd.DataFrame(
             {
                 keys.obs_population: name,
@@ -243,7 +243,7 @@ class ObsmWriter:
         adata.obsm.pop(keys.obsm_prediction, None)
         self.adata, self.pairs, self.keys, self.enabled = adata, pairs, keys, enabled
         self.by_treatment: dict[int, np.ndarray] = {}
-        self.sources: list[int] = []
+        self.controls: list[int] = []
 
     def add(self, target: int, x: np.ndarray) -> None:
         """Write the prediction ``x`` of population ``target`` at its control cells' rows."""
@@ -253,12 +253,12 @@ class ObsmWriter:
         if code not in self.by_treatment:
             shape = (self.adata.n_obs, self.pairs.n_features)
             self.by_treatment[code] = np.full(shape, np.nan, dtype=np.float32)
-        source = self.pairs.source[target]
-        self.by_treatment[code][self.pairs.cells[source]] = x
-        self.sources.append(int(source))
+        control = self.pairs.control[target]
+        self.by_treatment[code][self.pairs.cells[control]] = x
+        self.controls.append(int(control))
 
     def finish(self) -> None:
-        """Store the entries in ``adata`` (``X_{key}`` when every source has one treatment)."""
+        """Store the entries in ``adata`` (``X_{key}`` when every control has one treatment)."""
         if not self.enabled:
             return
         codes = sorted(self.by_treatment)
@@ -266,7 +266,7 @@ class ObsmWriter:
         for code, treatment in zip(codes, treatments, strict=True):
             self.adata.obsm[self.keys.obsm_treatment(treatment)] = self.by_treatment[code]
         self.adata.uns[self.keys.uns][self.keys.predicted_treatments] = treatments
-        if len(set(self.sources)) == len(self.sources):
+        if len(set(self.controls)) == len(self.controls):
             combined = self.by_treatment[codes[0]].copy()
             for code in codes[1:]:
                 rows = ~np.isnan(self.by_treatment[code][:, 0])

@@ -18,7 +18,7 @@ from ..models import GaussianVelocity, SetTransformerVelocity
 from ._base import BaseModel, register
 
 GEOMETRIES = ("point_cloud", "gaussian")
-NOISES = ("gaussian", "chol_normal")
+NOISES = ("normal", "chol_normal")
 MODES = ("matching", "barycentric")
 
 
@@ -52,7 +52,7 @@ class NicheConfig:
     feature_scale
         Root mean feature variance over the same points (standardisation).
     noise
-        ``"gaussian"`` (N(0, I) points) or ``"chol_normal"`` (points of the pooled Gaussian of
+        ``"normal"`` (N(0, I) points) or ``"chol_normal"`` (points of the pooled Gaussian of
         the training niches, in standardised space).
     noise_mean
         Mean of the ``"chol_normal"`` noise (empty otherwise).
@@ -93,7 +93,7 @@ class NicheConfig:
     size_counts: list[int] = field(default_factory=list)
     feature_mean: list[float] = field(default_factory=list)
     feature_scale: float = 1.0
-    noise: Literal["gaussian", "chol_normal"] = "gaussian"
+    noise: Literal["normal", "chol_normal"] = "normal"
     noise_mean: list[float] = field(default_factory=list)
     noise_cov: list[list[float]] = field(default_factory=list)
     ot_reg: float = 0.01
@@ -105,6 +105,12 @@ class NicheConfig:
     n_heads: int = 4
     time_features: int = 32
     cfg_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        # models saved before the N(0, I) noise was renamed "normal" (it was "gaussian", the
+        # same word as the geometry) load unchanged
+        if self.noise == "gaussian":
+            object.__setattr__(self, "noise", "normal")
 
 
 @register

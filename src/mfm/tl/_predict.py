@@ -188,20 +188,20 @@ def _solve(
     """
     embedded: dict[int, np.ndarray] = {}
     rng = as_numpy_rng(random_state)
-    sizes = [len(pairs.cells[pairs.source[t]]) for t in targets]
+    sizes = [len(pairs.cells[pairs.control[t]]) for t in targets]
     for group in groups_of_rows(sizes, chunk_size):
         chosen = targets[group]
-        cells = {s: pairs.population_cells(s) for s in np.unique(pairs.source[chosen])}
+        cells = {s: pairs.population_cells(s) for s in np.unique(pairs.control[chosen])}
         new = [s for s in cells if s not in embedded]
         if new:
             names = [pairs.names[s] for s in new]
             h = model.embed_populations([cells[s] for s in new], names, random_state)
             embedded.update(zip(new, h, strict=True))
-        x0 = [cells[pairs.source[t]] for t in chosen]
+        x0 = [cells[pairs.control[t]] for t in chosen]
         if model.config.source == "noise":
             x0 = [model.noise(len(x), rng) for x in x0]
         treatments = [pairs.treatments[pairs.treatment[t]] for t in chosen]
-        h = np.stack([embedded[pairs.source[t]] for t in chosen])
+        h = np.stack([embedded[pairs.control[t]] for t in chosen])
         predicted = model.transport_populations(x0, h, treatments, chunk_size=chunk_size, **options)
         for target, x, treatment in zip(chosen, predicted, treatments, strict=True):
             _check_prediction(x, pairs.names[target], treatment)
