@@ -95,3 +95,29 @@ def test_paired_sample_needs_equal_sizes(pairs):
     match = r"'s0\|drugA' has 12 cells, its control 's0\|control' has 10"
     with pytest.raises(ValueError, match=match):
         pairs.sample(np.array([1]), 4, np.random.default_rng(0), paired=True)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_resident_features_give_the_same_batch(pairs, paired):
+    chosen = np.array([1, 4]) if not paired else np.array([1, 1])
+    if paired:  # equal sizes: the s0 control and its drugA population trimmed to 10 cells
+        pairs.cells[1] = pairs.cells[1][:10]
+    resident = torch.as_tensor(pairs.x)
+    host = pairs.sample(chosen, 8, np.random.default_rng(5), paired=paired)
+    gathered = pairs.sample(chosen, 8, np.random.default_rng(5), paired=paired, resident=resident)
+    for field in ("control", "treated", "control_index", "treatment"):
+        torch.testing.assert_close(getattr(gathered, field), getattr(host, field))
+
+
+def test_features_stay_on_the_host_for_the_cpu(pairs):
+    assert pairs.resident_features("cpu") is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_features_are_kept_on_the_gpu_when_they_fit(pairs):
+    resident = pairs.resident_features("cuda")
+    assert resident is not None and resident.is_cuda
+    batch = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(5), "cuda", resident=resident)
+    host = pairs.sample(np.array([1, 4]), 8, np.random.default_rng(5))
+    torch.testing.assert_close(batch.control.cpu(), host.control)
+    assert pairs.resident_features("cuda", max_fraction=0.0) is None

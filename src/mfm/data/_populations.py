@@ -96,6 +96,7 @@ class PopulationPairs:
         device: torch.device | str = "cpu",
         *,
         paired: bool = False,
+        resident: Tensor | None = None,
     ) -> PopulationBatch:
         """Draw ``n_cells`` cells of each pair's control and treated population.
 
@@ -117,6 +118,9 @@ class PopulationPairs:
             draw and row ``j`` of the treated draw are the ``k``-th cell of each population
             (for data whose control and treated cells correspond one to one, in order); both
             populations must then have the same number of cells.
+        resident
+            ``x`` already on ``device`` (see :meth:`resident_features`): the cells are
+            gathered there, without a copy from the host.
 
         Returns
         -------
@@ -136,8 +140,8 @@ class PopulationPairs:
             control_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in controls])
             treated_rows = np.stack([self._draw(self.cells[i], n_cells, rng) for i in pairs])
         return PopulationBatch(
-            control=torch.as_tensor(self.take(control_rows), device=device),
-            treated=torch.as_tensor(self.take(treated_rows), device=device),
+            control=self._gather(control_rows, device, resident),
+            treated=self._gather(treated_rows, device, resident),
             control_index=torch.as_tensor(controls, dtype=torch.long, device=device),
             treatment=torch.as_tensor(self.treatment[pairs], dtype=torch.long, device=device),
         )
@@ -153,6 +157,30 @@ class PopulationPairs:
                     f"cells, its control {self.names[self.control[i]]!r} has {n_control}."
                 )
                 raise ValueError(msg)
+
+    def resident_features(
+        self, device: torch.device | str, max_fraction: float = 0.25
+    ) -> Tensor | None:
+        """``x`` copied to ``device`` once, when that is a GPU with room for it, else None.
+
+        In-memory features that take less than ``max_fraction`` of the GPU's free memory are
+        kept there, so that batches are gathered on the device instead of copied from the
+        host at every step; on the CPU, or for rows on disk, None.
+        """
+        device = torch.device(device)
+        if device.type != "cuda" or isinstance(self.x, RowStore):
+            return None
+        free, _ = torch.cuda.mem_get_info(device)
+        if self.x.nbytes > max_fraction * free:
+            return None
+        return torch.as_tensor(self.x, device=device)
+
+    def _gather(
+        self, rows: np.ndarray, device: torch.device | str, resident: Tensor | None
+    ) -> Tensor:
+        if resident is not None:
+            return resident[torch.as_tensor(rows, device=resident.device)]
+        return torch.as_tensor(self.take(rows), device=device)
 
     @staticmethod
     def _draw(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -89,6 +89,7 @@ class PopulationSampler(RandomStreams):
         self.codes = torch.as_tensor(np.asarray(codes), device=device)  # indexed on the device
         self.batch_size, self.n_cells, self.paired = batch_populations, cells_per_population, paired
         self.to_model_space, self.device = to_model_space, device
+        self.resident = pairs.resident_features(device)  # None on the CPU
 
     def batch(self, candidates: np.ndarray) -> tuple:
         """Objective arguments ``(control, treated, codes, treatment, generator)`` of a batch."""
@@ -115,7 +116,9 @@ class PopulationSampler(RandomStreams):
         return loss
 
     def _draw(self, chosen: np.ndarray, rng: np.random.Generator) -> tuple:
-        b = self.pairs.sample(chosen, self.n_cells, rng, device=self.device, paired=self.paired)
+        b = self.pairs.sample(
+            chosen, self.n_cells, rng, self.device, paired=self.paired, resident=self.resident
+        )
         control, treated = self.to_model_space(b.control), self.to_model_space(b.treated)
         return control, treated, self.codes[b.control_index], b.treatment
 
