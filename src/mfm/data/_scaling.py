@@ -1,4 +1,4 @@
-"""Feature scaling of point sets: one mean per feature, one scale for all (numpy only)."""
+"""Feature scaling: one mean per feature, one scale for all or one per feature (numpy only)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FeatureScaling:
-    r"""The map :math:`x \mapsto (x - m) / s` with one mean per feature and one overall scale.
+    r"""The map :math:`x \mapsto (x - m) / s` with one mean per feature.
 
-    A single scale :math:`s = \sqrt{\operatorname{mean}_j \operatorname{Var}(x_{\cdot j})}`
-    (the root mean feature variance) keeps the geometry of point clouds, unlike a scale per
-    feature; the scaled points have mean 0 and mean feature variance 1.
+    ``"global"`` scaling divides every feature by one scale
+    :math:`s = \sqrt{\operatorname{mean}_j \operatorname{Var}(x_{\cdot j})}` (the root mean
+    feature variance), which keeps the geometry of the data (relative feature scales, point
+    clouds) while removing its units; the scaled points have mean 0 and mean feature variance 1.
+    ``"feature"`` scaling divides each feature by its own standard deviation. A zero scale
+    (constant data) is replaced by 1: such features are only centred.
 
     Attributes
     ----------
     mean
         ``(d,)`` float64 mean of each feature.
     scale
-        The overall scale (1 when every feature is constant).
+        The overall scale (``"global"``) or ``(d,)`` scales (``"feature"``).
 
     Examples
     --------
@@ -33,16 +36,45 @@ class FeatureScaling:
     """
 
     mean: np.ndarray
-    scale: float
+    scale: float | np.ndarray
 
     @classmethod
-    def fit(cls, points: np.ndarray) -> FeatureScaling:
+    def from_moments(
+        cls, mean: np.ndarray, var: np.ndarray, kind: str = "global"
+    ) -> FeatureScaling:
+        """The scaling of data with per-feature ``mean`` and (population) variance ``var``.
+
+        Parameters
+        ----------
+        mean
+            ``(d,)`` feature means.
+        var
+            ``(d,)`` feature variances.
+        kind
+            ``"global"`` (one scale) or ``"feature"`` (one per feature).
+
+        Returns
+        -------
+        The scaling.
+        """
+        if kind == "global":
+            return cls(mean, float(np.sqrt(np.mean(var))) or 1.0)
+        if kind == "feature":
+            std = np.sqrt(var)
+            return cls(mean, np.where(std > 0, std, 1.0))
+        msg = f"`kind` must be 'global' or 'feature', got {kind!r}."
+        raise ValueError(msg)
+
+    @classmethod
+    def fit(cls, points: np.ndarray, kind: str = "global") -> FeatureScaling:
         """Mean and scale of ``(n, d)`` points, computed in float64.
 
         Parameters
         ----------
         points
             ``(n, d)`` points (e.g. all points of all training clouds).
+        kind
+            ``"global"`` or ``"feature"`` (see the class description).
 
         Returns
         -------
@@ -52,8 +84,7 @@ class FeatureScaling:
         if points.ndim != 2 or len(points) == 0:
             msg = f"`points` must be a non-empty (n, d) array, got shape {points.shape}."
             raise ValueError(msg)
-        mean = points.mean(axis=0)
-        return cls(mean, float(np.sqrt(points.var(axis=0).mean())) or 1.0)
+        return cls.from_moments(points.mean(axis=0), points.var(axis=0), kind)
 
     def transform(self, x: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
         """``(x - mean) / scale`` of ``(..., d)`` points, computed and returned in ``dtype``.
@@ -69,8 +100,8 @@ class FeatureScaling:
         -------
         The scaled points.
         """
-        mean = np.asarray(self.mean, dtype=dtype)
-        return ((x - mean) / dtype(self.scale)).astype(dtype)
+        mean, scale = (np.asarray(v, dtype=dtype) for v in (self.mean, self.scale))
+        return ((x - mean) / scale).astype(dtype)
 
     def inverse(self, x: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
         """``x * scale + mean``: scaled points back in the feature space, in ``dtype``.
@@ -86,5 +117,5 @@ class FeatureScaling:
         -------
         The points in the feature space.
         """
-        mean = np.asarray(self.mean, dtype=dtype)
-        return (x * dtype(self.scale) + mean).astype(dtype)
+        mean, scale = (np.asarray(v, dtype=dtype) for v in (self.mean, self.scale))
+        return (x * scale + mean).astype(dtype)
