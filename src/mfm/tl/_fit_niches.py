@@ -100,7 +100,8 @@ def fit_niches(
     hidden
         Width of the velocity network.
     n_layers
-        Transformer layers (point clouds) or MLP hidden layers (Gaussians).
+        Depth of the velocity network (as ``hidden`` is its width): its transformer blocks
+        (point clouds) or hidden layers (Gaussians), as in :func:`mfm.tl.fit`'s MLP.
     n_heads
         Attention heads (point clouds; must divide ``hidden``).
     time_features
