@@ -19,10 +19,9 @@ from letters_table import letters_adata
 import mfm
 from mfm import _keys as K
 from mfm.data import PopulationSampler, feature_statistics
-from mfm.tl._fit import resolve_lr
+from mfm.tl import MetaFlowConfig, MetaFlowModel
 from mfm.tl._io import population_pairs
-from mfm.tl._model import MetaFlowConfig, MetaFlowModel
-from mfm.tl._trainer import TrainSettings, train
+from mfm.train import TrainSettings, train
 
 __all__ = [
     "OURS_DEFAULT",
@@ -126,7 +125,7 @@ class OursTrainer:
         standardize = fit_defaults()["standardize"]
         mean, scale = feature_statistics(pairs, self.train_pairs, standardize)
         #: ``mfm.tl.fit``'s default peak learning rate for these pairs.
-        self.lr = resolve_lr(fit_defaults()["lr"], len(self.train_pairs))
+        self.lr = fit_learning_rate(adata)
         config = MetaFlowConfig(
             method="mfm",
             coupling=coupling,
@@ -162,9 +161,20 @@ class OursTrainer:
         return self.sampler.batch(self.train_pairs)
 
     def run(self, n_steps: int) -> None:
-        """``n_steps`` steps of ``mfm.tl._trainer.train`` (no progress bar, no validation)."""
+        """``n_steps`` steps of :func:`mfm.train.train` (no progress bar, no validation)."""
         settings = TrainSettings(max_steps=n_steps, lr=self.lr, val_every=n_steps, progress=False)
         train(self.objective, self.next_batch, settings)
+
+
+def fit_learning_rate(adata) -> float:
+    """The peak learning rate ``mfm.tl.fit`` resolves for ``adata`` at its defaults.
+
+    Read from ``params['fit']['lr']`` of a one-step fit on a copy (the rule depends on the
+    number of training pairs).
+    """
+    probe, keys = adata.copy(), K.Keys("mfm")
+    mfm.tl.fit(probe, max_steps=1, progress=False)
+    return float(probe.uns[keys.uns][keys.params][K.FIT_PARAMS][K.LR])
 
 
 def organoid_adata(*, n_patients: int = 8, n_cells: int = 300, random_state: int = 0):

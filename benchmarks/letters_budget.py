@@ -38,7 +38,7 @@ from mfm import _keys as K
 from mfm._utils import as_torch_generator
 from mfm.flows import integrate
 from mfm.tl._io import population_pairs
-from mfm.tl._trainer import TrainSettings, train
+from mfm.train import TrainSettings, train
 
 #: Issue 4's goal for held-out letter X.
 GOAL_W1 = 0.20

@@ -46,8 +46,8 @@ from reference.solve import reference_integrate
 import mfm
 from mfm import _keys as K
 from mfm._utils import resolve_device
+from mfm.tl import MetaFlowModel
 from mfm.tl._io import population_pairs
-from mfm.tl._model import MetaFlowModel
 
 REFERENCE = "reference: dopri5 1e-4, 500 output times"
 #: W1 may exceed the reference's by this fraction.

@@ -20,7 +20,7 @@ from mfm import _keys
 SRC = Path(mfm.__file__).parent
 #: Modules that may use a literal equal to a key name, and why.
 NOT_ADATA_KEYS = {
-    "tl/_trainer.py": {"step", "history"},  # entries of the checkpoint file, not of an AnnData
+    "train/_loop.py": {"step", "history"},  # entries of the checkpoint file, not of an AnnData
 }
 #: Packages whose strings are not mfm's keys: the simulated data sets name their own columns.
 NOT_SCANNED = ("datasets",)

@@ -6,7 +6,7 @@ Wasserstein Flow Matching niche generators, with scanpy-style ``pp`` / ``tl`` / 
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import data, datasets, flows, metrics, models, pl, pp, tl
+from . import data, datasets, flows, metrics, models, pl, pp, tl, train
 from ._settings import _install_handler, settings
 
 _install_handler()
@@ -25,6 +25,7 @@ __all__ = [
     "pl",
     "pp",
     "tl",
+    "train",
     "settings",
     "__version__",
 ]

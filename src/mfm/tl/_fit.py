@@ -17,15 +17,10 @@ from .._checks import check_choice, check_number, check_positive_int, check_posi
 from .._utils import Device, as_torch_generator, check_training_options
 from ..data import PopulationPairs, PopulationSampler, feature_statistics
 from ..flows import MetaFlowObjective
+from ..train import TrainSettings, rank_and_world
 from ._io import embedding_frame, population_pairs, trained_treatments
 from ._model import COUPLINGS, METHODS, SOURCES, STANDARDIZE, MetaFlowConfig, MetaFlowModel
-from ._trainer import (
-    TrainSettings,
-    check_checkpoint_options,
-    fit_params,
-    rank_and_world,
-    train_model,
-)
+from ._trainer import check_checkpoint_options, fit_params, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +178,7 @@ def fit(
 
     Raises
     ------
-    NonFiniteLossError
+    ~mfm.train.NonFiniteLossError
         When the training loss becomes NaN or infinite: training stops at that step, and
         the error's ``model`` holds the weights of the step before.
 

@@ -21,15 +21,10 @@ from .._checks import (
 from .._utils import Device, check_training_options
 from ..data import CloudSampler, FeatureScaling, PointClouds
 from ..flows.point_clouds import pooled_gaussian
+from ..train import TrainSettings, rank_and_world
 from ._niche_io import Niches, real_niches
 from ._niche_model import GEOMETRIES, MODES, NOISES, NicheConfig, NicheModel
-from ._trainer import (
-    TrainSettings,
-    check_checkpoint_options,
-    fit_params,
-    rank_and_world,
-    train_model,
-)
+from ._trainer import check_checkpoint_options, fit_params, train_model
 
 logger = logging.getLogger(__name__)
 

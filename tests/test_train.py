@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from mfm.flows import LossOutput
-from mfm.tl._trainer import TrainSettings, _warmup_cosine, train
+from mfm.train import NonFiniteLossError, TrainSettings, train
+from mfm.train._loop import _warmup_cosine
 
 TARGET = torch.tensor([3.0, -2.0, 0.5])
 
@@ -142,8 +143,6 @@ class NanAt(Quadratic):
 
 
 def test_non_finite_loss_stops_with_the_last_good_weights():
-    from mfm.tl._trainer import NonFiniteLossError
-
     objective = NanAt(bad=4)
     settings = TrainSettings(max_steps=10, val_every=5, lr=0.05, progress=False)
     with pytest.raises(NonFiniteLossError, match="at step 4; .* after step 3") as error:
