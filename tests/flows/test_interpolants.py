@@ -33,7 +33,7 @@ from mfm.flows.interpolants import (
     score,
     sde_drift,
 )
-from mfm.models import MetaFlowNet, NullConditioner
+from mfm.models import MetaFlowNet, NullConditioner, OneHotConditioner
 
 F64 = torch.float64
 
@@ -298,3 +298,20 @@ def test_learned_score_of_a_gaussian_toy_matches_the_closed_form():
     # exact scores span about +-2.5 here; a fitted network within 0.25 of them
     assert (learned - exact).abs().max() < 0.25 * exact.abs().max()
     assert math.isfinite(learned.sum().item())
+
+
+def test_heads_mix_both_outputs_with_the_population_weight():
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        net = MetaFlowNet(OneHotConditioner(2), 3, 2, hidden=16, n_layers=2, denoiser=True)
+    net.population_weight = 0.25
+    generator = torch.Generator().manual_seed(3)
+    x, t = torch.randn(4, 3, generator=generator), torch.rand(4, generator=generator)
+    h = net.embed(torch.randn(4, 5, 3, generator=generator), torch.tensor([0, 1, -1, 0]))
+    condition = net.condition(h, torch.tensor([1, 0, 1, 1]))
+    full = net.velocity_and_denoiser(x, t, condition)
+    free = net.velocity_and_denoiser(x, t, net.without_population(condition))
+    velocity, denoiser = net.heads(x, t, condition)
+    torch.testing.assert_close(velocity, free[0] + 0.25 * (full[0] - free[0]))
+    torch.testing.assert_close(denoiser, free[1] + 0.25 * (full[1] - free[1]))
+    torch.testing.assert_close(velocity, net(x, t, condition))

@@ -136,12 +136,11 @@ class MetaFlowNet(nn.Module):
         return self._mixture(self.velocity_and_denoiser, x, t, condition)
 
     def _mixture(
-        self, network: Callable[[Tensor, Tensor, Tensor], Output], x: Tensor, t: Tensor,
-        condition: Tensor,
-    ) -> Output:  # fmt: skip
-        """``network(x, t, condition)`` mixed with the population-free output (weight lambda)."""
-        conditional = network(x, t, condition)
+        self, network: Callable[[Tensor, Tensor, Tensor], Output], x: Tensor, t: Tensor, c: Tensor
+    ) -> Output:
+        """``network(x, t, c)`` mixed with its population-free output (weight lambda)."""
+        conditional = network(x, t, c)
         if self.population_weight == 1 or self.conditioner.out_features == 0:
             return conditional
-        free = network(x, t, self.without_population(condition))
+        free = network(x, t, self.without_population(c))
         return GuidedVelocity.guide(conditional, free, self.population_weight - 1)

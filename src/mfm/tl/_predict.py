@@ -136,6 +136,8 @@ def predict(
     >>> pred = mfm.tl.predict(adata, model)                      # every test population
     >>> pred = mfm.tl.predict(adata, model, populations=["P07|PDO|r1|drug_A"],
     ...                       solver="midpoint", n_steps=10)     # one population, fixed steps
+    >>> model = mfm.tl.fit(adata, interpolant_sigma=0.5)      # learns a score too
+    >>> pred = mfm.tl.predict(adata, model, sde_eps=0.5)         # Euler-Maruyama, 100 steps
     >>> pred.obs["mfm_population"].value_counts()
     """
     keys = K.Keys(key_added)
