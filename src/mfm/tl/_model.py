@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
@@ -425,10 +425,13 @@ class MetaFlowModel(BaseModel):
         ``B`` arrays ``(n_i, d)`` of predicted cells.
         """
         self.check_sde(sde_eps)
-        if sde_eps > 0 and generator is None:
-            generator = as_torch_generator(0, self.device)
-        ode = {"method": solver, "n_steps": n_steps, "atol": atol, "rtol": rtol}
-        sde = {"eps": sde_eps, "n_steps": sde_steps, "generator": generator}
+        if sde_eps == 0:
+            solve = partial(
+                integrate, self.module, method=solver, n_steps=n_steps, atol=atol, rtol=rtol,
+                chunk_size=chunk_size,
+            )  # fmt: skip
+        else:
+            solve = self._sde_solver(sde_eps, sde_steps, generator, chunk_size)
         codes = torch.tensor([self.treatment_code(t) for t in treatments], device=self.device)
         h = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32, device=self.device)
         conditions = self.module.condition(h.reshape(len(codes), -1), codes)
@@ -441,7 +444,7 @@ class MetaFlowModel(BaseModel):
             )
             rows = torch.tensor([sizes[i] for i in group], device=self.device)
             condition = conditions[group[0] : group[-1] + 1].repeat_interleave(rows, dim=0)
-            y = self._flow(self.to_model_space(x), condition, ode, sde, chunk_size)
+            y = solve(self.to_model_space(x), condition)
             y = self.to_data_space(y).cpu().numpy()
             out += np.split(y, np.cumsum([sizes[i] for i in group])[:-1])
         return out
@@ -465,23 +468,17 @@ class MetaFlowModel(BaseModel):
             )
             raise ValueError(msg)
 
-    def _flow(
-        self, x: torch.Tensor, condition: torch.Tensor, ode: dict, sde: dict, chunk_size: int
-    ) -> torch.Tensor:
-        """Cells ``x (n, d)`` (model space) at t = 1: the ODE, or the SDE when ``eps > 0``."""
-        if sde["eps"] == 0:
-            return integrate(self.module, x, condition, chunk_size=chunk_size, **ode)
-        eps = sde["eps"]
+    def _sde_solver(
+        self, eps: float, n_steps: int, generator: torch.Generator | None, chunk_size: int
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``solve(x (n, d), condition (n, c))``: the SDE of ``eps`` from t = 0 to 1."""
+        if generator is None:
+            generator = as_torch_generator(0, self.device)
         drift = InterpolantDrift(self.module.heads, sigma=self.config.interpolant_sigma, eps=eps)
-        return integrate_sde(
-            drift,
-            x,
-            condition,
-            diffusion=partial(diffusion, eps=eps),
-            n_steps=sde["n_steps"],
-            generator=sde["generator"],
-            chunk_size=chunk_size,
-        )
+        return partial(
+            integrate_sde, drift, diffusion=partial(diffusion, eps=eps), n_steps=n_steps,
+            generator=generator, chunk_size=chunk_size,
+        )  # fmt: skip
 
     @torch.no_grad()
     def transport_path(
