@@ -179,3 +179,15 @@ def test_letters_table_quick(capsys, tmp_path):
         assert re.search(rf"\|\s*{re.escape(model)}\s*\|\s*{subset}\s*\|", out)
     assert re.search(r"\|\s*MFM \(k=10\)\s*\|\s*train\s*\|", out)
     assert "0.201/0.248/2.20e-03" in out  # the paper's MFM values printed beside ours
+
+
+@pytest.mark.slow
+def test_interpolants_quick(capsys):
+    needs_bench("tabulate")  # the markdown table
+    import interpolants
+
+    interpolants.main(["--quick", "--threads", "1"])
+    out = capsys.readouterr().out
+    for row in ("| letters  |     0   |   0   |", "| organoid |     0.5 |   0.5 |"):
+        assert row in out
+    assert "| letters  |     0   |   0.5 |" not in out  # no score without sigma

@@ -154,6 +154,8 @@ def test_prediction_layout(fitted, predict_kw):
         "key_added": "mfm",
         "solver": "euler",
         "n_steps": 5,
+        "sde_eps": 0.0,
+        "sde_steps": 100,
         "use_rep": "X",
     }
 

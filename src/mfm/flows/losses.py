@@ -8,7 +8,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from .couplings import independent_coupling, ot_coupling
+from .interpolants import InterpolantSample, interior_times, stochastic_path
 from .paths import PathSample, linear_path
 
 Coupling = Literal["independent", "ot", "paired"]
@@ -42,6 +44,18 @@ class MetaFlowObjective(nn.Module):
     whatever its population weight. Wrapping the loss in a module lets
     :class:`torch.nn.parallel.DistributedDataParallel` wrap it.
 
+    With ``interpolant_sigma`` :math:`\sigma > 0` the path is the stochastic interpolant
+    :math:`x_t = (1 - t) x_0 + t x_1 + \gamma(t) z` (:mod:`mfm.flows.interpolants`), with
+    :math:`t \sim U(t_m, 1 - t_m)` (:math:`\dot\gamma` diverges at 0 and 1), and the loss adds
+    the denoiser's regression on the noise (the network needs its denoiser head):
+
+    .. math::
+        \mathcal{L} = \mathbb{E} \lVert v - (x_1 - x_0 + \dot\gamma(t) z) \rVert^2
+        + \mathbb{E} \lVert \eta(x_t, t \mid h_i, c_i) - z \rVert^2.
+
+    With :math:`\sigma = 0` (the default) nothing changes: the same random draws, the same
+    loss.
+
     Parameters
     ----------
     net
@@ -54,6 +68,9 @@ class MetaFlowObjective(nn.Module):
         OT per population, on the CPU).
     population_dropout
         Probability :math:`p` of training a pair without its population embedding.
+    interpolant_sigma
+        :math:`\sigma \ge 0` of the interpolant's noise scale
+        :math:`\gamma(t) = \sigma \sqrt{t (1 - t)}`.
     """
 
     def __init__(
@@ -63,8 +80,11 @@ class MetaFlowObjective(nn.Module):
         source: Source = "control",
         coupling: Coupling = "independent",
         population_dropout: float = 0.0,
+        interpolant_sigma: float = 0.0,
     ) -> None:
         super().__init__()
+        check_number("interpolant_sigma", interpolant_sigma, closed="left")
+        self.interpolant_sigma = interpolant_sigma
         self.net = net
         self.source = source
         self.coupling = coupling
@@ -96,12 +116,16 @@ class MetaFlowObjective(nn.Module):
 
         Returns
         -------
-        The mean squared error between predicted and target velocities.
+        The mean squared error between predicted and target velocities (part ``"mse"``),
+        plus the denoiser's (part ``"denoiser"``) when ``interpolant_sigma > 0``.
         """
         path, condition = self._path(control, treated, population, treatment, generator)
-        predicted = self.net.velocity(path.x_t, path.t, condition)
-        loss = (predicted - path.dx_t).square().sum(-1).mean()
-        return LossOutput(loss, {"mse": loss.detach()})
+        if not isinstance(path, InterpolantSample):
+            loss = _mse(self.net.velocity(path.x_t, path.t, condition), path.dx_t)
+            return LossOutput(loss, {"mse": loss.detach()})
+        velocity, denoiser = self.net.velocity_and_denoiser(path.x_t, path.t, condition)
+        mse, denoising = _mse(velocity, path.dx_t), _mse(denoiser, path.z)
+        return LossOutput(mse + denoising, {"mse": mse.detach(), "denoiser": denoising.detach()})
 
     @torch.no_grad()
     def population_weight_terms(
@@ -151,5 +175,15 @@ class MetaFlowObjective(nn.Module):
         else:
             x0, x1 = independent_coupling(x0, treated)
         t = torch.rand(batch * n, generator=generator, device=control.device, dtype=control.dtype)
-        path = linear_path(x0.reshape(batch * n, -1), x1.reshape(batch * n, -1), t)
+        x0, x1 = x0.reshape(batch * n, -1), x1.reshape(batch * n, -1)
+        if self.interpolant_sigma == 0:
+            path = linear_path(x0, x1, t)
+        else:
+            z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            path = stochastic_path(x0, x1, interior_times(t), z, self.interpolant_sigma)
         return path, condition.repeat_interleave(n, dim=0)
+
+
+def _mse(predicted: Tensor, target: Tensor) -> Tensor:
+    """Mean over rows of the squared error summed over features: ``(N, d), (N, d) -> ()``."""
+    return (predicted - target).square().sum(-1).mean()

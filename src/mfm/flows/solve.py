@@ -1,4 +1,4 @@
-"""ODE integration of learned velocity fields with torchdiffeq, in chunks of rows."""
+"""Integration of learned velocity fields, in chunks of rows: ODEs (torchdiffeq) and SDEs."""
 
 from __future__ import annotations
 
@@ -185,6 +185,84 @@ def integrate_fixed(step: StepFn[State], state: State, *, n_steps: int, like: Te
             t = torch.full((len(like),), k * h, dtype=like.dtype, device=like.device)
             state = step(state, t, h)
     return state
+
+
+def integrate_sde(
+    drift: Velocity,
+    x0: Tensor,
+    cond: Tensor | None = None,
+    *,
+    diffusion: Callable[[Tensor], Tensor],
+    n_steps: int,
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = 8192,
+) -> Tensor:
+    r"""Push ``x0`` through the SDE :math:`dX = f(X, t, c)\,dt + \sqrt{2 \epsilon(t)}\,dW` to t = 1.
+
+    Euler-Maruyama with ``n_steps`` equal steps :math:`h` from t = 0, without gradients:
+
+    .. math::
+        x_{k+1} = x_k + f(x_k, t_k, c)\, h + \sqrt{2 \epsilon(t_k) h}\, \xi_k, \qquad
+        t_k = k h, \quad \xi_k \sim N(0, I).
+
+    The noise is drawn from ``generator``, chunk after chunk and step after step, so the same
+    seed and ``chunk_size`` give the same samples.
+
+    Parameters
+    ----------
+    drift
+        ``f(x, t, cond)`` with ``x`` ``(N_chunk, d)``, ``t`` a ``(N_chunk,)`` tensor (all
+        equal) and the matching rows of ``cond``; returns ``(N_chunk, d)``.
+    x0
+        Initial states ``(N, d)``.
+    cond
+        Per-row conditions ``(N, c)``, or ``None``.
+    diffusion
+        :math:`\epsilon(t)`: maps the ``(N_chunk,)`` times to ``(N_chunk,)`` coefficients >= 0
+        (e.g. :func:`mfm.flows.interpolants.diffusion`).
+    n_steps
+        Number of steps.
+    generator
+        Source of the noise (on the device of ``x0``); ``None``: torch's global generator.
+    chunk_size
+        Rows integrated together; ``None`` for all at once.
+
+    Returns
+    -------
+    ``x(1)`` ``(N, d)``, on the device and dtype of ``x0``.
+
+    See Also
+    --------
+    integrate : the ODE (no noise).
+    """
+    _check_inputs(x0, cond, chunk_size)
+    check_positive_int("n_steps", n_steps)
+    out = torch.empty_like(x0)
+    step = max(len(x0), 1) if chunk_size is None else chunk_size
+    with torch.no_grad():
+        for start in range(0, len(x0), step):
+            rows = slice(start, start + step)
+            func = _ODEFunc(drift, None if cond is None else cond[rows])
+            out[rows] = _euler_maruyama(func, x0[rows], diffusion, n_steps, generator)
+    return out
+
+
+def _euler_maruyama(
+    func: _ODEFunc,
+    x: Tensor,
+    diffusion: Callable[[Tensor], Tensor],
+    n_steps: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``n_steps`` Euler-Maruyama steps of one chunk ``x (n, d)`` from t = 0 to 1."""
+    h = 1.0 / n_steps
+    for k in range(n_steps):
+        t = torch.full((len(x),), k * h, dtype=x.dtype, device=x.device)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        eps = torch.as_tensor(diffusion(t), dtype=x.dtype, device=x.device)
+        scale = (2 * h * eps).sqrt().reshape(-1, 1)
+        x = x + h * func(t[0], x) + scale * noise
+    return x
 
 
 class _ODEFunc:

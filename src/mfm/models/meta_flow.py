@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from torch import Tensor, nn
 
 from ._guidance import GuidedVelocity
 from .mlp import VelocityMLP
+
+#: Output of one network pass: the velocity, or the velocity and the denoiser.
+Output = TypeVar("Output", Tensor, tuple[Tensor, Tensor])
 
 
 class MetaFlowNet(nn.Module):
@@ -24,6 +30,13 @@ class MetaFlowNet(nn.Module):
 
     with the population weight :math:`\lambda` (1: the population-conditioned velocity, the
     default; 0: the population-free one). :attr:`velocity` is the network itself.
+
+    With ``denoiser=True`` (stochastic interpolants, :mod:`mfm.flows.interpolants`) a second
+    linear head :attr:`denoiser` reads the velocity network's last hidden layer and predicts
+    :math:`\eta(x_t, t \mid h, c) \approx E[z \mid x_t]`, the interpolant's noise, whence the
+    score :math:`s = -\eta / \gamma(t)`; :meth:`heads` returns both outputs, mixed with the
+    same :math:`\lambda`. Without it (the default) the parameters are those of a network
+    built before the option existed.
 
     Parameters
     ----------
@@ -46,6 +59,9 @@ class MetaFlowNet(nn.Module):
         Activation of the velocity MLP.
     population_weight
         :math:`\lambda` of the forward pass.
+    denoiser
+        Add the denoiser head (``(hidden, d)`` linear map, created after every other
+        parameter).
     """
 
     def __init__(
@@ -60,6 +76,7 @@ class MetaFlowNet(nn.Module):
         residual: bool = True,
         activation: str = "silu",
         population_weight: float = 1.0,
+        denoiser: bool = False,
     ) -> None:
         super().__init__()
         self.conditioner = conditioner
@@ -74,6 +91,7 @@ class MetaFlowNet(nn.Module):
             residual=residual,
             activation=activation,
         )
+        self.denoiser = nn.Linear(hidden, features) if denoiser else None
 
     def embed(self, cells: Tensor, population: Tensor) -> Tensor:
         """``(B, e)`` population embeddings h of ``(B, n, d)`` control cells."""
@@ -95,8 +113,34 @@ class MetaFlowNet(nn.Module):
         The mixture :math:`v_\lambda` of the class description (two network passes when
         :math:`\lambda \ne 1`).
         """
-        conditional = self.velocity(x, t, condition)
+        return self._mixture(self.velocity, x, t, condition)
+
+    def velocity_and_denoiser(
+        self, x: Tensor, t: Tensor, condition: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        r"""The network's two heads :math:`(v, \eta)` ``(N, d)`` each, one pass, no mixture.
+
+        Arguments as in :meth:`forward`. `ValueError` without the denoiser head.
+        """
+        if self.denoiser is None:
+            msg = (
+                "This network has no denoiser head: it was built with `denoiser=False` "
+                "(a model fitted with `interpolant_sigma=0`)."
+            )
+            raise ValueError(msg)
+        z = self.velocity.hidden_state(x, t, condition)
+        return self.velocity.output(z), self.denoiser(z)
+
+    def heads(self, x: Tensor, t: Tensor, condition: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Velocity and denoiser ``(N, d)`` each, mixed with :math:`\lambda` as :meth:`forward`."""
+        return self._mixture(self.velocity_and_denoiser, x, t, condition)
+
+    def _mixture(
+        self, network: Callable[[Tensor, Tensor, Tensor], Output], x: Tensor, t: Tensor, c: Tensor
+    ) -> Output:
+        """``network(x, t, c)`` mixed with its population-free output (weight lambda)."""
+        conditional = network(x, t, c)
         if self.population_weight == 1 or self.conditioner.out_features == 0:
             return conditional
-        free = self.velocity(x, t, self.without_population(condition))
+        free = network(x, t, self.without_population(c))
         return GuidedVelocity.guide(conditional, free, self.population_weight - 1)

@@ -80,6 +80,14 @@ class VelocityMLP(nn.Module):
         -------
         ``(N, d)`` velocities.
         """
+        return self.output(self.hidden_state(x, t, cond))
+
+    def hidden_state(self, x: Tensor, t: Tensor | float, cond: Tensor | None = None) -> Tensor:
+        """The last hidden layer :math:`z_L` ``(N, hidden)``, before the output map.
+
+        Arguments as in :meth:`forward`; extra heads (the denoiser of
+        :class:`~mfm.models.MetaFlowNet`) read it.
+        """
         if x.ndim != 2 or x.shape[1] != self.features:
             msg = f"`x` must be (N, {self.features}), got {tuple(x.shape)}."
             raise ValueError(msg)
@@ -89,7 +97,7 @@ class VelocityMLP(nn.Module):
         for layer in self.hidden_layers:
             update = self.activation(layer(z))
             z = z + update if self.residual else update
-        return self.output(z)
+        return z
 
     def _cond_inputs(self, cond: Tensor | None, n_rows: int) -> list[Tensor]:
         """``[cond]`` after checking its shape, or ``[]`` when there is no condition."""

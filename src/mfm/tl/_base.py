@@ -62,6 +62,9 @@ class BaseModel:
     """
 
     config_class: ClassVar[type]
+    #: Config fields added after models of the current format were saved, with the value
+    #: that rebuilds those models (filled in when a saved config lacks them).
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, config: Any, features: list[str], device: Device = "auto", seed: int = 0
@@ -124,6 +127,8 @@ class BaseModel:
     @classmethod
     def from_directory(cls, path: Path, config: dict[str, Any], device: Device) -> BaseModel:
         """Rebuild the model from a directory's parsed config, then load its weights."""
+        if isinstance(config, dict):
+            config = {**cls.legacy_defaults, **config}
         _check_fields(cls.config_class, config, path / CONFIG_FILE)
         features = _read_features(path / FEATURES_FILE)
         device = resolve_device(device)

@@ -45,6 +45,7 @@ def fit(
     standardize: str = "global",
     population_dropout: float | Literal["auto"] = "auto",
     population_weight: float | Literal["auto"] = "auto",
+    interpolant_sigma: float = 0.0,
     val_fraction: float = 0.15,
     restore_best: bool = True,
     early_stopping: int | None = None,
@@ -62,7 +63,8 @@ def fit(
     Each step draws ``batch_populations`` training pairs (control population, treated
     population of the same sample) and ``cells_per_population`` cells of each, embeds the
     control cells, and regresses the velocity of the straight path between coupled
-    control and treated cells (see :class:`mfm.flows.MetaFlowObjective`).
+    control and treated cells (see :class:`mfm.flows.MetaFlowObjective`), or of the
+    stochastic interpolant when ``interpolant_sigma > 0``.
 
     Parameters
     ----------
@@ -128,6 +130,13 @@ def fit(
         loss (a least-squares fit, in closed form); without (fewer than 20 training control
         populations), 0.25, which beat 0 (FM), 0.5, 0.75 and 1 on BCR-XL patients held out
         from two training donors (``docs/methods.md``). Needs ``population_dropout > 0`` unless 1.
+    interpolant_sigma
+        Noise :math:`\sigma \ge 0` of the stochastic interpolant
+        :math:`x_t = (1 - t) x_0 + t x_1 + \sigma \sqrt{t (1 - t)}\, z`,
+        :math:`z \sim N(0, I)` (Albergo & Vanden-Eijnden; :mod:`mfm.flows.interpolants`).
+        Above 0, the velocity network also learns a denoiser, hence the score, and
+        :func:`mfm.tl.predict` can sample with an SDE (``sde_eps``). 0 (the default): the
+        straight path, trained exactly as without the option.
     val_fraction
         When the data has no ``"val"`` pairs (see :func:`mfm.pp.split`) and ``restore_best``
         or ``early_stopping`` is set, this fraction of the training control populations is
@@ -201,6 +210,7 @@ def fit(
         standardize, val_fraction, early_stopping, checkpoint_every, checkpoint_dir, resume
     )
     _check_population_options(population_dropout, population_weight)
+    check_number("interpolant_sigma", interpolant_sigma, closed="left")
     keys = K.Keys(key_added)
     make_actual(adata)
     pairs, table, features = population_pairs(adata, keys, trained_treatments(adata, keys))
@@ -241,6 +251,7 @@ def fit(
         feature_mean=mean,
         feature_scale=scale,
         population_dropout=resolve_population_dropout(population_dropout, method, n_controls),
+        interpolant_sigma=float(interpolant_sigma),
     )
     if method != "fm":
         _check_weight_needs_dropout(population_weight, config.population_dropout)

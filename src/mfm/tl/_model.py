@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._utils import RandomState, as_numpy_rng
-from ..flows import MetaFlowObjective, integrate, integrate_path
+from .._checks import check_number
+from .._utils import RandomState, as_numpy_rng, as_torch_generator
+from ..flows import InterpolantDrift, MetaFlowObjective, integrate, integrate_path, integrate_sde
+from ..flows.interpolants import diffusion
 from ..models import GCNConditioner, MetaFlowNet, NullConditioner, OneHotConditioner
 from ._base import BaseModel, register
 
@@ -84,6 +87,10 @@ class MetaFlowConfig:
         Weight :math:`\lambda` of the population embedding in the predicted velocity (see
         :class:`mfm.models.MetaFlowNet`): 1 uses the population-conditioned velocity, 0 the
         population-free one.
+    interpolant_sigma
+        Noise scale :math:`\sigma` of the stochastic interpolant the model was trained on
+        (:mod:`mfm.flows.interpolants`); 0: the straight path. Above 0 the network has a
+        denoiser head, so it can also sample with an SDE.
 
     Examples
     --------
@@ -117,6 +124,7 @@ class MetaFlowConfig:
     feature_scale: list[float] = field(default_factory=list)
     population_dropout: float = 0.0
     population_weight: float = 1.0
+    interpolant_sigma: float = 0.0
 
 
 @register
@@ -145,6 +153,7 @@ class MetaFlowModel(BaseModel):
     """
 
     config_class = MetaFlowConfig
+    legacy_defaults = {"interpolant_sigma": 0.0}
     config: MetaFlowConfig
     module: MetaFlowNet
 
@@ -206,6 +215,7 @@ class MetaFlowModel(BaseModel):
             residual=c.residual,
             activation=c.activation,
             population_weight=c.population_weight,
+            denoiser=c.interpolant_sigma > 0,
         )
 
     def objective(self) -> MetaFlowObjective:
@@ -216,6 +226,7 @@ class MetaFlowModel(BaseModel):
             source=c.source,
             coupling=c.coupling,
             population_dropout=c.population_dropout,
+            interpolant_sigma=c.interpolant_sigma,
         )
 
     def set_population_weight(self, weight: float) -> None:
@@ -366,14 +377,23 @@ class MetaFlowModel(BaseModel):
         atol: float = 1e-5,
         rtol: float = 1e-5,
         chunk_size: int = 8192,
+        sde_eps: float = 0.0,
+        sde_steps: int = 100,
+        generator: torch.Generator | None = None,
     ) -> list[np.ndarray]:
-        """Integrate the cells of many populations together, each under its own condition.
+        r"""Integrate the cells of many populations together, each under its own condition.
 
         Populations are grouped, in order, into solves of about ``chunk_size`` cells: the
         cells of a group go through the network together, each row with its population's
         condition (embedding + treatment), so small populations no longer cost one solve
         each. Rows are independent, so fixed-step results do not depend on the grouping;
         dopri5 adapts one step size to a whole group (results agree to the tolerances).
+
+        With ``sde_eps`` :math:`\epsilon > 0` (models fitted with ``interpolant_sigma > 0``),
+        the cells follow the SDE :math:`dX = (b + \epsilon(t) s)\,dt + \sqrt{2 \epsilon(t)}
+        \,dW`, :math:`\epsilon(t) = 4 \epsilon t (1 - t)`, by ``sde_steps`` Euler-Maruyama
+        steps (:func:`mfm.flows.integrate_sde`, :mod:`mfm.flows.interpolants`) instead of the
+        ODE; ``solver``, ``n_steps``, ``atol`` and ``rtol`` are the ODE's.
 
         Parameters
         ----------
@@ -393,11 +413,25 @@ class MetaFlowModel(BaseModel):
             Relative tolerance of dopri5.
         chunk_size
             Cells integrated at once.
+        sde_eps
+            :math:`\epsilon \ge 0` of the SDE; 0: the ODE.
+        sde_steps
+            Euler-Maruyama steps of the SDE.
+        generator
+            Source of the SDE's noise (on the model's device); ``None``: seeded with 0.
 
         Returns
         -------
         ``B`` arrays ``(n_i, d)`` of predicted cells.
         """
+        self.check_sde(sde_eps)
+        if sde_eps == 0:
+            solve = partial(
+                integrate, self.module, method=solver, n_steps=n_steps, atol=atol, rtol=rtol,
+                chunk_size=chunk_size,
+            )  # fmt: skip
+        else:
+            solve = self._sde_solver(sde_eps, sde_steps, generator, chunk_size)
         codes = torch.tensor([self.treatment_code(t) for t in treatments], device=self.device)
         h = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32, device=self.device)
         conditions = self.module.condition(h.reshape(len(codes), -1), codes)
@@ -410,19 +444,41 @@ class MetaFlowModel(BaseModel):
             )
             rows = torch.tensor([sizes[i] for i in group], device=self.device)
             condition = conditions[group[0] : group[-1] + 1].repeat_interleave(rows, dim=0)
-            y = integrate(
-                self.module,
-                self.to_model_space(x),
-                condition,
-                method=solver,
-                n_steps=n_steps,
-                atol=atol,
-                rtol=rtol,
-                chunk_size=chunk_size,
-            )
+            y = solve(self.to_model_space(x), condition)
             y = self.to_data_space(y).cpu().numpy()
             out += np.split(y, np.cumsum([sizes[i] for i in group])[:-1])
         return out
+
+    def check_sde(self, sde_eps: float) -> None:
+        r"""Raise a `ValueError` unless the model can sample the SDE of ``sde_eps``.
+
+        Parameters
+        ----------
+        sde_eps
+            :math:`\epsilon \ge 0`; above 0 the model needs the score, i.e. a fit with
+            ``interpolant_sigma > 0``.
+        """
+        check_number("sde_eps", sde_eps, closed="left")
+        if sde_eps > 0 and self.config.interpolant_sigma == 0:
+            msg = (
+                f"`sde_eps={sde_eps}` samples with the score, which only a model fitted with "
+                "`interpolant_sigma > 0` learns, and this model was fitted with "
+                "`interpolant_sigma=0`: refit with `mfm.tl.fit(..., interpolant_sigma=0.1)` "
+                "(for example), or predict with `sde_eps=0` (the ODE)."
+            )
+            raise ValueError(msg)
+
+    def _sde_solver(
+        self, eps: float, n_steps: int, generator: torch.Generator | None, chunk_size: int
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``solve(x (n, d), condition (n, c))``: the SDE of ``eps`` from t = 0 to 1."""
+        if generator is None:
+            generator = as_torch_generator(0, self.device)
+        drift = InterpolantDrift(self.module.heads, sigma=self.config.interpolant_sigma, eps=eps)
+        return partial(
+            integrate_sde, drift, diffusion=partial(diffusion, eps=eps), n_steps=n_steps,
+            generator=generator, chunk_size=chunk_size,
+        )  # fmt: skip
 
     @torch.no_grad()
     def transport_path(

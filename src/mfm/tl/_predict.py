@@ -12,7 +12,8 @@ from anndata import AnnData
 
 from .. import _keys as K
 from .._anndata import make_actual
-from .._utils import as_numpy_rng
+from .._checks import check_positive_int
+from .._utils import as_numpy_rng, as_torch_generator
 from ..data import PopulationPairs
 from ..flows.solve import FIXED_STEP_METHODS
 from ._io import (
@@ -46,11 +47,13 @@ def predict(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     chunk_size: int | None = None,
+    sde_eps: float = 0.0,
+    sde_steps: int = 100,
     random_state: int = 0,
     out: str | Path | None = None,
     key_added: str = "mfm",
 ) -> AnnData:
-    """Predict treated populations by integrating the learned flow from their controls.
+    r"""Predict treated populations by integrating the learned flow from their controls.
 
     For each treated population, the control population of the same sample is embedded
     (MFM: kNN-GCN of its cells, so unseen patients work; CGFM: one-hot, mean one-hot when
@@ -84,8 +87,18 @@ def predict(
         populations share one batched solve, each row with its population's condition.
         Bounds memory (about 10 KB per cell on top of the data); ``None``: 8192 on the CPU
         (larger chunks are no faster there and cost ~300 MB more at 32768), 65536 on a GPU.
+    sde_eps
+        :math:`\epsilon \ge 0`: above 0, sample the SDE
+        :math:`dX = (b + \epsilon(t) s)\,dt + \sqrt{2 \epsilon(t)}\,dW`,
+        :math:`\epsilon(t) = 4 \epsilon\, t (1 - t)`, with the velocity :math:`b` and the
+        score :math:`s` of a model fitted with ``interpolant_sigma > 0`` (it has the same
+        marginals as the ODE; :mod:`mfm.flows.interpolants`), instead of the ODE of
+        ``solver``. 0 (default): the ODE.
+    sde_steps
+        Euler-Maruyama steps of the SDE (``sde_eps > 0``).
     random_state
-        Seed of the embedding subsample and of noise sources.
+        Seed of the embedding subsample, of noise sources and of the SDE's noise (same
+        seed and ``chunk_size``, same prediction).
     out
         Path of an ``.h5ad`` file: the predicted cells are written there group of
         populations by group as they are produced (never all in memory), and the returned
@@ -112,8 +125,10 @@ def predict(
     ------
     ValueError
         When ``adata``'s features (``use_rep``, variables) differ from the model's, when a
-        population to predict has a treatment the model was not trained on, or when a
-        prediction is not finite.
+        population to predict has a treatment the model was not trained on, when a
+        prediction is not finite, or when ``sde_eps > 0`` and the model has no score
+        (fitted with ``interpolant_sigma=0``) or ``n_steps`` is given too (the SDE's steps
+        are ``sde_steps``).
 
     Examples
     --------
@@ -121,9 +136,12 @@ def predict(
     >>> pred = mfm.tl.predict(adata, model)                      # every test population
     >>> pred = mfm.tl.predict(adata, model, populations=["P07|PDO|r1|drug_A"],
     ...                       solver="midpoint", n_steps=10)     # one population, fixed steps
+    >>> model = mfm.tl.fit(adata, interpolant_sigma=0.5)      # learns a score too
+    >>> pred = mfm.tl.predict(adata, model, sde_eps=0.5)         # Euler-Maruyama, 100 steps
     >>> pred.obs["mfm_population"].value_counts()
     """
     keys = K.Keys(key_added)
+    _check_sde_options(model, sde_eps, sde_steps, n_steps)
     if n_steps is None and solver in FIXED_STEP_METHODS:
         n_steps = PREDICT_N_STEPS
     if chunk_size is None:
@@ -139,6 +157,8 @@ def predict(
         "key_added": key_added,
         "solver": solver,
         "n_steps": -1 if n_steps is None else int(n_steps),
+        "sde_eps": float(sde_eps),
+        "sde_steps": int(sde_steps),
         K.USE_REP: str(model.config.use_rep),
     }
     obs = prediction_obs(adata, pairs, table, targets, keys, from_cells)
@@ -149,6 +169,7 @@ def predict(
     )
     obsm = ObsmWriter(adata, pairs, keys, from_cells and not adata.isbacked)
     options = {"solver": solver, "n_steps": n_steps, "atol": atol, "rtol": rtol}
+    options |= {"sde_eps": sde_eps, "sde_steps": sde_steps}
     try:
         embedded = _solve(model, pairs, targets, sink, obsm, options, chunk_size, random_state)
     except BaseException:
@@ -188,6 +209,7 @@ def _solve(
     """
     embedded: dict[int, np.ndarray] = {}
     rng = as_numpy_rng(random_state)
+    generator = as_torch_generator(random_state, model.device)
     sizes = [len(pairs.cells[pairs.control[t]]) for t in targets]
     for group in groups_of_rows(sizes, chunk_size):
         chosen = targets[group]
@@ -202,7 +224,9 @@ def _solve(
             x0 = [model.noise(len(x), rng) for x in x0]
         treatments = [pairs.treatments[pairs.treatment[t]] for t in chosen]
         h = np.stack([embedded[pairs.control[t]] for t in chosen])
-        predicted = model.transport_populations(x0, h, treatments, chunk_size=chunk_size, **options)
+        predicted = model.transport_populations(
+            x0, h, treatments, chunk_size=chunk_size, generator=generator, **options
+        )
         for target, x, treatment in zip(chosen, predicted, treatments, strict=True):
             _check_prediction(x, pairs.names[target], treatment)
             obsm.add(target, x)
@@ -218,5 +242,19 @@ def _check_prediction(x: np.ndarray, population: str, treatment: str) -> None:
             f"The prediction of population {population!r} (treatment {treatment!r}) has "
             f"{int(bad.sum())} of {len(x)} cells with NaN or infinite values: the flow diverged. "
             "Try a fixed-step `solver` with more `n_steps`, or retrain with a lower `lr`."
+        )
+        raise ValueError(msg)
+
+
+def _check_sde_options(
+    model: MetaFlowModel, sde_eps: float, sde_steps: int, n_steps: int | None
+) -> None:
+    """Check ``sde_eps`` (and that the model has a score), ``sde_steps``, and no ``n_steps``."""
+    model.check_sde(sde_eps)
+    check_positive_int("sde_steps", sde_steps)
+    if sde_eps > 0 and n_steps is not None:
+        msg = (
+            f"`n_steps={n_steps}` sets the ODE solver's steps; with `sde_eps={sde_eps}` the "
+            "Euler-Maruyama steps are `sde_steps`: pass `n_steps=None`."
         )
         raise ValueError(msg)
