@@ -37,6 +37,9 @@ from torch import Tensor
 from .._checks import check_number
 from .paths import PathSample, linear_path
 
+#: The schedule and field helpers (the path, its sample and the drift are in ``mfm.flows``).
+__all__ = ["diffusion", "gamma", "gamma_dot", "interior_times", "score", "sde_drift"]
+
 #: Training times are drawn in ``[T_MARGIN, 1 - T_MARGIN]`` when ``sigma > 0``.
 T_MARGIN = 0.01
 
