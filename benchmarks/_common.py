@@ -34,7 +34,9 @@ __all__ = [
     "median",
     "organoid_adata",
     "print_table",
+    "seeded_generator",
     "synchronize",
+    "torch_device",
 ]
 
 
@@ -192,6 +194,18 @@ def organoid_adata(*, n_patients: int = 8, n_cells: int = 300, random_state: int
     patients = list(adata.obs["patient"].cat.categories)
     mfm.pp.split(adata, by="patient", test=patients[-1:], val=patients[-2:-1])
     return adata
+
+
+def torch_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when torch sees a GPU, else the CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def synchronize(device: torch.device) -> None:

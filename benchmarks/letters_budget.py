@@ -29,13 +29,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from _common import OURS_DEFAULT, OursTrainer, letters_adata, print_table
+from _common import OURS_DEFAULT, OursTrainer, letters_adata, print_table, seeded_generator
 from reference.model import ReferenceGNNFlow
 from reference.trainer import ReferenceLoader, ReferenceTrainer
 
 import mfm
 from mfm import _keys as K
-from mfm._utils import as_torch_generator
 from mfm.flows import integrate
 from mfm.tl._io import population_pairs
 from mfm.train import TrainSettings, train
@@ -125,7 +124,7 @@ def run_reference(adata, task: HeldOut, args) -> Curve:
         n_cells=sizes["cells"],
         random_state=args.seed,
     )
-    trainer = ReferenceTrainer(model, generator=as_torch_generator(args.seed, "cpu"))
+    trainer = ReferenceTrainer(model, generator=seeded_generator(args.seed, "cpu"))
     rng = np.random.default_rng(args.seed)
 
     def transport(x0: np.ndarray) -> np.ndarray:

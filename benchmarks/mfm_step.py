@@ -40,13 +40,14 @@ from _common import (
     letters_adata,
     median,
     print_table,
+    seeded_generator,
     synchronize,
+    torch_device,
 )
 from reference.model import ReferenceGNNFlow
 from reference.trainer import ReferenceLoader, ReferenceTrainer
 
 from mfm import _keys as K
-from mfm._utils import as_torch_generator, resolve_device
 from mfm.tl._io import population_pairs
 
 REFERENCE = "reference (PyG GCNConv, 2 Adams, alternating)"
@@ -77,7 +78,7 @@ class ReferenceRun:
             device=device,
             random_state=args.seed,
         )
-        self.trainer = ReferenceTrainer(self.model, generator=as_torch_generator(args.seed, device))
+        self.trainer = ReferenceTrainer(self.model, generator=seeded_generator(args.seed, device))
         self.trainer.fill_cache(self.loader)
         self.device = device
         self.step_times: dict[str, list[float]] = {"flow": [], "gcn": []}
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     adata = letters_adata(args.n_points, args.seed)
     ours = {
         f"ours, defaults ({ours_default.label()})": OursTrainer(

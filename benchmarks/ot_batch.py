@@ -22,9 +22,9 @@ from collections.abc import Callable
 import numpy as np
 import ot
 import torch
+from _common import torch_device
 from scipy.optimize import linear_sum_assignment
 
-from mfm._utils import resolve_device
 from mfm.flows.point_clouds import _entropic_log_plan, entropic_ot_targets, sample_noise_clouds
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         args.n_clouds, args.n_iter, args.repeats, args.warmup = 8, 20, 2, 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     x0, x1 = make_niches(args.n_clouds, args.n_points, args.dim, device)
     x0, x1 = x0.to(getattr(torch, args.dtype)), x1.to(getattr(torch, args.dtype))
     options = {"reg": args.reg, "n_iter": args.n_iter, "tol": args.tol, "mode": args.mode}

@@ -34,10 +34,10 @@ from _common import (
     median,
     organoid_adata,
     print_table,
+    torch_device,
 )
 from ot_batch import loop_targets, make_niches
 
-from mfm._utils import resolve_device
 from mfm.flows import entropic_ot_targets, ot_coupling
 
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         args.n_letter_points = 60
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     entropic_table(args, device)
     if not args.skip_exact:
         exact_table(args, device)

@@ -40,12 +40,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from _common import interleaved_times, letters_adata, median, organoid_adata, print_table
+from _common import (
+    interleaved_times,
+    letters_adata,
+    median,
+    organoid_adata,
+    print_table,
+    torch_device,
+)
 from reference.solve import reference_integrate
 
 import mfm
 from mfm import _keys as K
-from mfm._utils import resolve_device
 from mfm.tl import MetaFlowModel
 from mfm.tl._io import population_pairs
 
@@ -415,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         organoid = {"n_patients": 3, "n_cells": 60}
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     for name in args.datasets:
         if name == "letters":
             adata = letters_adata(args.n_points, args.seed)

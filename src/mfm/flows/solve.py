@@ -255,14 +255,13 @@ def _euler_maruyama(
     generator: torch.Generator | None,
 ) -> Tensor:
     """``n_steps`` Euler-Maruyama steps of one chunk ``x (n, d)`` from t = 0 to 1."""
-    h = 1.0 / n_steps
-    for k in range(n_steps):
-        t = torch.full((len(x),), k * h, dtype=x.dtype, device=x.device)
+
+    def step(x: Tensor, t: Tensor, h: float) -> Tensor:
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         eps = torch.as_tensor(diffusion(t), dtype=x.dtype, device=x.device)
-        scale = (2 * h * eps).sqrt().reshape(-1, 1)
-        x = x + h * func(t[0], x) + scale * noise
-    return x
+        return x + h * func(t[0], x) + (2 * h * eps).sqrt().reshape(-1, 1) * noise
+
+    return integrate_fixed(step, x, n_steps=n_steps, like=x)
 
 
 class _ODEFunc:
