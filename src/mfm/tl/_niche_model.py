@@ -153,24 +153,16 @@ class NicheModel(BaseModel):
     def build_module(self) -> nn.Module:
         """Build the velocity network of the configured geometry."""
         c, d = self.config, len(self.features)
+        sizes = {
+            "n_conditions": len(c.conditions),
+            "hidden": c.hidden,
+            "n_layers": c.n_layers,
+            "time_features": c.time_features,
+            "cfg_dropout": c.cfg_dropout,
+        }
         if c.geometry == "gaussian":
-            return GaussianVelocity(
-                d,
-                n_conditions=len(c.conditions),
-                hidden=c.hidden,
-                n_layers=c.n_layers,
-                time_features=c.time_features,
-                cfg_dropout=c.cfg_dropout,
-            )
-        return SetTransformerVelocity(
-            d,
-            n_conditions=len(c.conditions),
-            hidden=c.hidden,
-            n_layers=c.n_layers,
-            n_heads=c.n_heads,
-            time_features=c.time_features,
-            cfg_dropout=c.cfg_dropout,
-        )
+            return GaussianVelocity(d, **sizes)
+        return SetTransformerVelocity(d, n_heads=c.n_heads, **sizes)
 
     def objective(self) -> PointCloudObjective | BuresWassersteinObjective:
         """The training loss module around ``self.module`` (shares its parameters)."""
