@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import torch
@@ -137,11 +137,8 @@ def integrate_path(
     grid = _time_grid(times, x0)
     options = _solver_options(method, n_steps)
     out = torch.empty((len(grid), *x0.shape), dtype=x0.dtype, device=x0.device)
-    step = max(len(x0), 1) if chunk_size is None else chunk_size
     with torch.no_grad():
-        for start in range(0, len(x0), step):
-            rows = slice(start, start + step)
-            func = _ODEFunc(velocity, None if cond is None else cond[rows])
+        for rows, func in _chunks(velocity, x0, cond, chunk_size):
             out[:, rows] = odeint(
                 func, x0[rows], grid, method=method, atol=atol, rtol=rtol, options=options
             )
@@ -238,11 +235,8 @@ def integrate_sde(
     _check_inputs(x0, cond, chunk_size)
     check_positive_int("n_steps", n_steps)
     out = torch.empty_like(x0)
-    step = max(len(x0), 1) if chunk_size is None else chunk_size
     with torch.no_grad():
-        for start in range(0, len(x0), step):
-            rows = slice(start, start + step)
-            func = _ODEFunc(drift, None if cond is None else cond[rows])
+        for rows, func in _chunks(drift, x0, cond, chunk_size):
             out[rows] = _euler_maruyama(func, x0[rows], diffusion, n_steps, generator)
     return out
 
@@ -262,6 +256,16 @@ def _euler_maruyama(
         return x + h * func(t[0], x) + (2 * h * eps).sqrt().reshape(-1, 1) * noise
 
     return integrate_fixed(step, x, n_steps=n_steps, like=x)
+
+
+def _chunks(
+    velocity: Velocity, x0: Tensor, cond: Tensor | None, chunk_size: int | None
+) -> Iterator[tuple[slice, _ODEFunc]]:
+    """The row slices of ``chunk_size`` rows of ``x0`` and the velocity on each one's conditions."""
+    step = max(len(x0), 1) if chunk_size is None else chunk_size
+    for start in range(0, len(x0), step):
+        rows = slice(start, start + step)
+        yield rows, _ODEFunc(velocity, None if cond is None else cond[rows])
 
 
 class _ODEFunc:
